@@ -226,6 +226,29 @@ class HidController:
             return abs_mouse_report(self.mouse.buttons, self.mouse.x, self.mouse.y, wheel, pan)
         return rel_mouse_report(self.mouse.buttons, 0, 0, wheel, pan)
 
+    async def press_chords(
+        self, client: str, chords: list[list[str]], hold: float = 0.05, gap: float = 0.05
+    ) -> None:
+        """Press each chord's keys in order, hold, release them in reverse; chord after chord.
+
+        Every name is checked before anything is sent, so a typo sends nothing.
+        """
+        for chord in chords:
+            for code in chord:
+                usage_for(code)
+        try:
+            for chord in chords:
+                for code in chord:
+                    self.key(client, code, True)
+                    await self.drain()
+                await asyncio.sleep(hold)
+                for code in reversed(chord):
+                    self.key(client, code, False)
+                await self.drain()
+                await asyncio.sleep(gap)
+        finally:
+            self.release_client(client)
+
     # ----------------------------------------------------------------- typing
     async def type_text(
         self,

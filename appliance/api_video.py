@@ -1,0 +1,98 @@
+"""MJPEG stream and snapshots. Each frame is JPEG-encoded once (JpegEncoder caches by content),
+however many clients watch; a client only gets a new part when the picture changed, plus a
+keep-alive part about once a second so proxies and browsers do not time out."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from aiohttp import web
+
+from appliance.httpjson import fail
+from appliance.runtime import APPLIANCE
+
+routes = web.RouteTableDef()
+BOUNDARY = "frame"
+KEEPALIVE = 1.0
+
+
+def _int_param(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        fail(400, f"query parameter {name!r} must be an integer")
+    if not lo <= value <= hi:
+        fail(400, f"query parameter {name!r} must be between {lo} and {hi}")
+    return value
+
+
+@routes.get("/api/stream.mjpeg")
+async def stream_mjpeg(request: web.Request) -> web.StreamResponse:
+    appliance = request.app[APPLIANCE]
+    cfg = appliance.config.stream
+    max_fps = _int_param(request, "fps", cfg.max_fps, 1, 60)
+    quality = _int_param(request, "quality", cfg.jpeg_quality, 1, 100)
+    resp = web.StreamResponse(
+        headers={
+            "Content-Type": f"multipart/x-mixed-replace; boundary={BOUNDARY}",
+            "Cache-Control": "no-store, no-cache, must-revalidate",
+            "Pragma": "no-cache",
+            "X-Accel-Buffering": "no",
+        }
+    )
+    await resp.prepare(request)
+    hub = appliance.hub
+    interval = 1.0 / max_fps
+    frame = hub.latest
+    try:
+        while True:
+            if frame is not None:
+                sent_at = time.monotonic()
+                jpeg = await appliance.jpeg.encode(frame, quality=quality)
+                await resp.write(
+                    b"--" + BOUNDARY.encode() + b"\r\nContent-Type: image/jpeg\r\n"
+                    b"Content-Length: " + str(len(jpeg)).encode() + b"\r\n\r\n" + jpeg + b"\r\n"
+                )
+                # Cap the rate, then take the freshest picture if it changed meanwhile.
+                rest = interval - (time.monotonic() - sent_at)
+                if rest > 0:
+                    await asyncio.sleep(rest)
+                latest = hub.latest
+                if latest is not None and latest.content_seq != frame.content_seq:
+                    frame = latest
+                    continue
+            try:
+                async with asyncio.timeout(KEEPALIVE):
+                    frame = await hub.next_frame(frame.seq if frame else -1, changed_only=True)
+            except TimeoutError:
+                frame = hub.latest  # keep-alive: the same picture again
+    except ConnectionResetError:
+        pass  # the viewer went away
+    return resp
+
+
+@routes.get("/api/snapshot")
+async def snapshot(request: web.Request) -> web.Response:
+    appliance = request.app[APPLIANCE]
+    fmt = request.query.get("format", "jpeg").lower()
+    if fmt not in ("jpeg", "jpg", "png"):
+        fail(400, "query parameter 'format' must be jpeg or png")
+    quality = _int_param(request, "quality", appliance.config.stream.jpeg_quality, 1, 100)
+    width = _int_param(request, "width", 0, 0, 7680)
+    height = _int_param(request, "height", 0, 0, 4320)
+    frame = appliance.hub.latest
+    if frame is None:
+        fail(503, f"no frame yet: {appliance.hub.signal.message or appliance.hub.signal.status}")
+    if fmt == "png":
+        body = await appliance.jpeg.encode_png(frame, max_width=width, max_height=height)
+        content_type = "image/png"
+    else:
+        body = await appliance.jpeg.encode(
+            frame, quality=quality, max_width=width, max_height=height
+        )
+        content_type = "image/jpeg"
+    return web.Response(body=body, content_type=content_type, headers={"Cache-Control": "no-store"})

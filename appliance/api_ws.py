@@ -1,0 +1,149 @@
+"""The input/state WebSocket (``/api/ws``): the browser console's low-latency input channel.
+
+Each connection is a HID client: what it holds is released when it goes away, however it goes
+away (close, network loss, server shutdown). Bad messages get an ``error`` event; nothing a client
+sends can take down the service or disturb other clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from appliance.runtime import APPLIANCE, Appliance
+from hid.keymap import UnknownKey
+from hid.reports import ABS_MAX, BUTTONS
+
+log = logging.getLogger(__name__)
+routes = web.RouteTableDef()
+
+MAX_MESSAGE = 16 * 1024
+SEND_QUEUE = 256
+_ids = itertools.count(1)
+
+
+class BadMessage(ValueError):
+    pass
+
+
+def _num(msg: dict[str, Any], name: str, lo: float, hi: float) -> float:
+    v = msg.get(name)
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise BadMessage(f"field {name!r} must be a number")
+    if not lo <= v <= hi:
+        raise BadMessage(f"field {name!r} must be between {lo:g} and {hi:g}")
+    return v
+
+
+def _int(msg: dict[str, Any], name: str, lo: int, hi: int, default: int | None = None) -> int:
+    if default is not None and name not in msg:
+        return default
+    v = msg.get(name)
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise BadMessage(f"field {name!r} must be an integer")
+    if not lo <= v <= hi:
+        raise BadMessage(f"field {name!r} must be between {lo} and {hi}")
+    return v
+
+
+def _bool(msg: dict[str, Any], name: str) -> bool:
+    v = msg.get(name)
+    if not isinstance(v, bool):
+        raise BadMessage(f"field {name!r} must be true or false")
+    return v
+
+
+def handle_message(appliance: Appliance, client: str, msg: dict[str, Any]) -> dict[str, Any] | None:
+    """Apply one client message; return a reply event or None. Raises BadMessage/UnknownKey."""
+    hid = appliance.hid
+    kind = msg.get("type")
+    if kind == "key":
+        code = msg.get("code")
+        if not isinstance(code, str):
+            raise BadMessage("field 'code' must be a string")
+        hid.key(client, code, _bool(msg, "down"))
+    elif kind == "mouse":
+        x = _num(msg, "x", 0, 1)
+        y = _num(msg, "y", 0, 1)
+        hid.mouse_abs(round(x * ABS_MAX), round(y * ABS_MAX))
+    elif kind == "mouse_rel":
+        hid.mouse_rel(_int(msg, "dx", -10_000, 10_000, 0), _int(msg, "dy", -10_000, 10_000, 0))
+    elif kind == "button":
+        button = msg.get("button")
+        if button not in BUTTONS:
+            raise BadMessage(f"field 'button' must be one of {', '.join(BUTTONS)}")
+        hid.mouse_button(client, button, _bool(msg, "down"))
+    elif kind == "wheel":
+        hid.mouse_wheel(_int(msg, "dy", -100, 100, 0), _int(msg, "dx", -100, 100, 0))
+    elif kind == "release_all":
+        hid.release_client(client)
+    elif kind == "mouse_mode":
+        mode = msg.get("mode")
+        if mode not in ("absolute", "relative"):
+            raise BadMessage("field 'mode' must be 'absolute' or 'relative'")
+        hid.set_mouse_mode(mode)
+    elif kind == "ping":
+        return {"type": "pong", "t": msg.get("t")}
+    else:
+        raise BadMessage(f"unknown message type {kind!r}")
+    return None
+
+
+@routes.get("/api/ws")
+async def websocket(request: web.Request) -> web.WebSocketResponse:
+    appliance = request.app[APPLIANCE]
+    # aiohttp's own limit closes the socket; ours answers with an error event instead.
+    ws = web.WebSocketResponse(heartbeat=10.0, max_msg_size=1 << 20)
+    await ws.prepare(request)
+    client = f"ws:{next(_ids)}"
+    outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue(SEND_QUEUE)
+
+    def enqueue(event: dict[str, Any]) -> None:
+        if event.get("type") == "state" and outbox.full():
+            return  # a slow client gets the newest state later, not a backlog of old ones
+        try:
+            outbox.put_nowait(event)
+        except asyncio.QueueFull:
+            pass
+
+    async def sender() -> None:
+        while True:
+            event = await outbox.get()
+            await ws.send_str(json.dumps(event))
+
+    appliance.clients += 1
+    unsubscribe = appliance.events.add(enqueue)
+    send_task = asyncio.create_task(sender(), name=f"{client}-send")
+    try:
+        async for message in ws:
+            if message.type is not WSMsgType.TEXT:
+                if message.type is WSMsgType.BINARY:
+                    enqueue({"type": "error", "message": "binary messages are not accepted"})
+                continue
+            if len(message.data) > MAX_MESSAGE:
+                enqueue({"type": "error", "message": f"message larger than {MAX_MESSAGE} bytes"})
+                continue
+            msg: Any = None
+            try:
+                msg = json.loads(message.data)
+                if not isinstance(msg, dict):
+                    raise BadMessage("a message must be a JSON object")
+                reply = handle_message(appliance, client, msg)
+            except (BadMessage, UnknownKey, ValueError) as exc:
+                request_type = msg.get("type") if isinstance(msg, dict) else None
+                enqueue({"type": "error", "message": str(exc), "request": request_type})
+                continue
+            if reply is not None:
+                enqueue(reply)
+    finally:
+        appliance.hid.release_client(client)
+        unsubscribe()
+        appliance.clients -= 1
+        appliance.events.state_changed()
+        send_task.cancel()
+    return ws

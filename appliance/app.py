@@ -1,0 +1,87 @@
+"""The aiohttp application: pages, static assets, the API route tables, and the lifecycle that
+starts the appliance and — on shutdown — closes WebSockets and releases every key."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from aiohttp import web
+
+from appliance import api_demo, api_hid, api_video, api_ws
+from appliance.httpjson import json_response
+from appliance.runtime import APPLIANCE, Appliance
+
+log = logging.getLogger(__name__)
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+PUBLIC_PATHS = {"/login", "/api/health", "/favicon.ico"}
+PUBLIC_PREFIXES = ("/static/",)
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/api/health")
+async def health(request: web.Request) -> web.Response:
+    return json_response({"status": "ok"})
+
+
+@routes.get("/api/state")
+async def state(request: web.Request) -> web.Response:
+    return json_response(request.app[APPLIANCE].state())
+
+
+def _page(name: str) -> web.FileResponse | web.Response:
+    path = WEB_DIR / name
+    if not path.is_file():
+        return web.Response(status=404, text=f"{name} is missing from this build")
+    return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
+
+
+@routes.get("/")
+async def index(request: web.Request) -> web.StreamResponse:
+    return _page("index.html")
+
+
+@routes.get("/login")
+async def login_page(request: web.Request) -> web.StreamResponse:
+    return _page("login.html")
+
+
+@routes.get("/favicon.ico")
+async def favicon(request: web.Request) -> web.StreamResponse:
+    return _page("favicon.ico")
+
+
+def create_app(
+    appliance: Appliance, auth_store: object, *, secure_cookies: bool = False
+) -> web.Application:
+    from appliance.web_auth import setup_auth
+
+    app = web.Application(client_max_size=1 << 20)
+    app[APPLIANCE] = appliance
+    setup_auth(
+        app,
+        auth_store,  # type: ignore[arg-type]
+        public_paths=PUBLIC_PATHS,
+        public_prefixes=PUBLIC_PREFIXES,
+        secure_cookies=secure_cookies,
+    )
+    app.add_routes(routes)
+    app.add_routes(api_hid.routes)
+    app.add_routes(api_video.routes)
+    app.add_routes(api_ws.routes)
+    if appliance.demo is not None:
+        app.add_routes(api_demo.routes)
+    if WEB_DIR.is_dir():
+        app.router.add_static("/static/", WEB_DIR, append_version=False)
+
+    async def start(app: web.Application) -> None:
+        await appliance.start()
+
+    async def stop(app: web.Application) -> None:
+        await appliance.close()
+
+    app.on_startup.append(start)
+    app.on_cleanup.append(stop)
+    return app

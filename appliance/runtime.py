@@ -1,0 +1,199 @@
+"""The running appliance: one object graph (video source → hub → encoders, HID controller) built
+from the configuration, with start/stop and a state document for the API and WebSocket clients."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from appliance import __version__
+from hid.controller import HidController
+from hid.keymap import USAGE_TO_CODE
+from hid.output import HidOutput
+
+if TYPE_CHECKING:
+    from appliance.config import Config
+    from capture.demo import DemoMachine
+    from capture.hub import FrameHub
+    from capture.jpeg import JpegEncoder
+    from capture.source import VideoSource
+
+log = logging.getLogger(__name__)
+
+Listener = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class EventBus:
+    """Fan-out of server events to WebSocket clients. State changes that happen in one loop
+    iteration (a key press changes keys and maybe LEDs) are sent as one ``state`` message."""
+
+    state_fn: Callable[[], dict[str, Any]]
+    listeners: set[Listener] = field(default_factory=set)
+    _pending: bool = False
+
+    def add(self, listener: Listener) -> Callable[[], None]:
+        self.listeners.add(listener)
+        self.state_changed()
+        return lambda: self.listeners.discard(listener)
+
+    def publish(self, event: dict[str, Any]) -> None:
+        for listener in list(self.listeners):
+            listener(event)
+
+    def state_changed(self, *_: object) -> None:
+        if self._pending:
+            return
+        self._pending = True
+        asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._pending = False
+        if self.listeners:
+            self.publish({"type": "state", **self.state_fn()})
+
+
+@dataclass
+class TypingJobs:
+    """Paste jobs in flight, so a client can cancel them and see their progress."""
+
+    tasks: dict[int, asyncio.Task[Any]] = field(default_factory=dict)
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    def next_id(self) -> int:
+        return next(self._ids)
+
+    def cancel_all(self) -> int:
+        n = 0
+        for task in self.tasks.values():
+            if not task.done():
+                task.cancel()
+                n += 1
+        return n
+
+
+@dataclass
+class Appliance:
+    config: Config
+    hub: FrameHub
+    source: VideoSource
+    hid: HidController
+    jpeg: JpegEncoder
+    demo: DemoMachine | None = None
+    jobs: TypingJobs = field(default_factory=TypingJobs)
+    clients: int = 0
+    events: EventBus = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.events = EventBus(self.state)
+
+    async def start(self) -> None:
+        self.hid.subscribe(self.events.state_changed)
+        self.hub.subscribe(self.events.state_changed)
+        await self.hid.start()
+        await self.source.start(self.hub)
+
+    async def close(self) -> None:
+        self.jobs.cancel_all()
+        await self.hid.close()  # releases every key and button first
+        await self.source.close()
+
+    def state(self) -> dict[str, Any]:
+        signal = self.hub.signal
+        hid = self.hid
+        return {
+            "version": __version__,
+            "target": {"kind": self.config.target.kind},
+            "hid": {
+                "output": hid.output.name,
+                "online": hid.online,
+                "leds": hid.leds.as_dict(),
+                "mouse_mode": hid.mouse_mode,
+                "keys_held": [USAGE_TO_CODE.get(u, hex(u)) for u in hid.keyboard.held],
+                "queued": hid.queued,
+                "layout": self.config.hid.layout,
+                "error": hid.last_error,
+            },
+            "video": {
+                "status": signal.status,
+                "message": signal.message,
+                "width": signal.width,
+                "height": signal.height,
+                "fps": round(signal.fps, 1),
+            },
+            "clients": self.clients,
+        }
+
+
+APPLIANCE: web.AppKey[Appliance] = web.AppKey("appliance", Appliance)
+
+
+def build_appliance(config: Config) -> Appliance:
+    """Pick the video source and HID output the configuration asks for."""
+    from capture.hub import FrameHub
+    from capture.jpeg import JpegEncoder
+
+    demo: DemoMachine | None = None
+    if config.target.kind == "demo" or config.video.source == "demo" or config.hid.output == "demo":
+        from capture.demo import DemoMachine
+
+        demo = DemoMachine(
+            width=config.demo.width,
+            height=config.demo.height,
+            layout=config.demo.layout,
+            stamp=config.demo.stamp,
+        )
+
+    source: VideoSource
+    if config.video.source == "demo":
+        from capture.demo import DemoSource
+
+        assert demo is not None
+        source = DemoSource(demo, fps=config.video.fps)
+    else:
+        from capture.v4l2 import V4l2Source
+
+        source = V4l2Source(
+            config.video.device,
+            width=config.video.width,
+            height=config.video.height,
+            fps=config.video.fps,
+            fourcc=config.video.format,
+        )
+
+    output = build_output(config, demo)
+    hid = HidController(output)
+    hid.set_mouse_mode(config.hid.mouse)
+    return Appliance(
+        config=config,
+        hub=FrameHub(),
+        source=source,
+        hid=hid,
+        jpeg=JpegEncoder(quality=config.stream.jpeg_quality),
+        demo=demo,
+    )
+
+
+def build_output(config: Config, demo: DemoMachine | None) -> HidOutput:
+    kind = config.hid.output
+    if kind == "demo":
+        from hid.demo import DemoOutput
+
+        assert demo is not None
+        return DemoOutput(demo)
+    if kind == "otg":
+        from hid.otg import OtgOutput
+
+        otg = config.hid.otg
+        return OtgOutput(keyboard=otg.keyboard, mouse_abs=otg.mouse, mouse_rel=otg.mouse_rel)
+    if kind == "ch9329":
+        from hid.ch9329 import Ch9329Output
+
+        return Ch9329Output(config.hid.ch9329.port, baud=config.hid.ch9329.baud)
+    raise ValueError(f"hid.output: unknown output {kind!r}")

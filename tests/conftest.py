@@ -1,0 +1,91 @@
+"""Shared fixtures: a real appliance server on 127.0.0.1 with the demo target."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+
+@dataclass
+class Server:
+    url: str
+    password: str
+    state_dir: Path
+    appliance: object
+    app: web.Application
+
+    def basic(self) -> aiohttp.BasicAuth:
+        return aiohttp.BasicAuth("admin", self.password)
+
+    async def login(self) -> aiohttp.ClientSession:
+        """A session logged in with the cookie, like a browser."""
+        session = aiohttp.ClientSession(base_url=self.url)
+        async with session.post(
+            "/api/auth/login", json={"user": "admin", "password": self.password}
+        ) as resp:
+            assert resp.status == 200, await resp.text()
+        return session
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def start_server(tmp_path: Path, toml: str = "") -> tuple[Server, web.AppRunner]:
+    from appliance.app import create_app
+    from appliance.auth import AuthStore
+    from appliance.config import load_config
+    from appliance.runtime import build_appliance
+
+    cfg_file = tmp_path / "ipkvm.toml"
+    cfg_file.write_text(toml)
+    state = tmp_path / "state"
+    config = load_config(cfg_file).with_overrides(
+        listen="127.0.0.1:0", state_dir=state, target=None, tls=None
+    )
+    store = AuthStore(state)
+    password = store.ensure_admin()
+    assert password
+    appliance = build_appliance(config)
+    app = create_app(appliance, store)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    return Server(f"http://127.0.0.1:{port}", password, state, appliance, app), runner
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[Server]:
+    srv, runner = await start_server(tmp_path)
+    try:
+        yield srv
+    finally:
+        await runner.cleanup()
+
+
+async def hid_until(
+    hid: object, condition: Callable[[], bool], what: str, timeout: float = 5.0
+) -> None:
+    """Wait until *condition* holds, re-checking whenever the HID controller reports a change."""
+    changed = asyncio.Event()
+    unsubscribe = hid.subscribe(lambda _what: changed.set())  # type: ignore[attr-defined]
+    try:
+        async with asyncio.timeout(timeout):
+            while not condition():
+                await changed.wait()
+                changed.clear()
+    except TimeoutError:
+        pytest.fail(f"timed out waiting for {what}")
+    finally:
+        unsubscribe()
