@@ -1,0 +1,529 @@
+"""Credentials for the appliance: the admin password, API tokens, browser sessions, login throttle.
+
+Security from the first boot: there is no default password. The first start generates a random
+one, stores only its scrypt hash and shows the plaintext once (``ensure_admin``). API tokens are
+stored as SHA-256 digests only, so a leaked ``tokens.json`` does not grant access.
+
+The password and token files may be changed by another process (``ipkvm passwd``, ``ipkvm token``)
+while the server runs; every check looks at the file's identity (inode, size, mtime, ctime) and
+re-reads it when it changed, so a new token works at once and a revoked one stops at once. A
+password change also ends every browser session.
+
+Standard library only: the small CLI commands import this module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import fcntl
+import hashlib
+import hmac
+import ipaddress
+import json
+import os
+import re
+import secrets
+import time
+import unicodedata
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ADMIN_USER = "admin"
+MIN_PASSWORD_LENGTH = 8
+MAX_PASSWORD_LENGTH = 1024
+TOKEN_PREFIX = "ipk_"
+SCRYPT_N = 2**14
+SCRYPT_R = 8
+SCRYPT_P = 1
+_SCRYPT_MAXMEM = 64 * 1024 * 1024
+# No 0/O, 1/l/I: the generated password is read off a console and typed by a human.
+PASSWORD_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
+_TOKEN_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+_USER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
+_VERIFIED_CACHE_SECONDS = 60.0
+_MAX_SESSIONS = 256
+
+# scrypt costs ~50 ms and 16 MiB per call: a small dedicated pool keeps the event loop free and
+# bounds the memory a burst of Basic-auth requests can take on a 512 MiB board.
+_scrypt_pool: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _scrypt_pool
+    if _scrypt_pool is None:
+        _scrypt_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ipkvm-scrypt")
+    return _scrypt_pool
+
+
+class AuthError(ValueError):
+    """A request the store refuses (too short a password, duplicate token name...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TokenInfo:
+    """What may be shown about a token: never the token or its digest."""
+
+    id: str
+    name: str
+    created: str  # ISO 8601, UTC
+
+
+@dataclass(slots=True)
+class _Session:
+    user: str
+    expires: float
+
+
+def generate_password() -> str:
+    """4 groups of 4 from a 31-letter unambiguous alphabet: ~79 bits, easy to type from a screen."""
+    groups = ("".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(4)) for _ in range(4))
+    return "-".join(groups)
+
+
+def _normalize(password: str) -> bytes:
+    # The same password typed on different systems may arrive composed or decomposed.
+    return unicodedata.normalize("NFC", password).encode("utf-8")
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.b64decode(text.encode("ascii"), validate=True)
+
+
+def _chown_like_dir(fd: int, directory: Path) -> None:
+    """Run as root (``sudo ipkvm token create``), files still belong to the service user."""
+    if os.geteuid() != 0:
+        return
+    st = os.stat(directory)
+    if st.st_uid != 0:
+        os.fchown(fd, st.st_uid, st.st_gid)
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Atomically replace ``path`` with ``data``, mode 0600: readers never see half a file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        try:
+            os.fchmod(fd, 0o600)
+            _chown_like_dir(fd, path.parent)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+class _JsonFile:
+    """A small JSON file re-read only when its identity on disk changed."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._sig: tuple[int, int, int, int] | None = None
+        self._data: Any = None
+        self.generation = 0
+        """Bumped whenever the content seen changes (including appearing/disappearing)."""
+
+    def read(self) -> Any:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            if self._sig is not None or self._data is not None:
+                self._sig, self._data = None, None
+                self.generation += 1
+            return None
+        sig = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        if sig != self._sig:
+            try:
+                data = json.loads(self.path.read_bytes())
+            except (OSError, ValueError):
+                data = None  # unreadable or half-written by hand: treat as absent, fail closed
+            self._sig, self._data = sig, data
+            self.generation += 1
+        return self._data
+
+    def write(self, data: Any) -> None:
+        write_private(self.path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
+        self.read()
+
+
+class AuthStore:
+    """Admin password, API tokens and sessions for one state directory.
+
+    ``session_ttl`` is in seconds; ``clock`` (monotonic seconds) is injectable so tests can expire
+    sessions without sleeping.
+    """
+
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        session_ttl: float = 12 * 3600.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.state_dir = Path(state_dir)
+        self.session_ttl = float(session_ttl)
+        self.clock = clock
+        self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        st = self.state_dir.stat()
+        if st.st_uid == os.geteuid() and st.st_mode & 0o077:
+            os.chmod(self.state_dir, 0o700)
+        self.auth_path = self.state_dir / "auth.json"
+        self.tokens_path = self.state_dir / "tokens.json"
+        self._auth = _JsonFile(self.auth_path)
+        self._tokens = _JsonFile(self.tokens_path)
+        self._sessions: dict[str, _Session] = {}
+        self._sessions_generation = self._auth.generation
+        self._cache_key = secrets.token_bytes(32)
+        self._verified: dict[bytes, float] = {}
+
+    # ------------------------------------------------------------------ locking
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Serialise read-modify-write between processes (server and CLI)."""
+        fd = os.open(self.state_dir / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    # ------------------------------------------------------------------ password
+
+    def _record(self) -> dict[str, Any] | None:
+        rec = self._auth.read()
+        if not isinstance(rec, dict):
+            return None
+        sc = rec.get("scrypt")
+        if not isinstance(rec.get("user"), str) or not isinstance(sc, dict):
+            return None
+        try:
+            n, r, p = int(sc["n"]), int(sc["r"]), int(sc["p"])
+            _unb64(sc["salt"])
+            _unb64(sc["hash"])
+        except (KeyError, TypeError, ValueError):
+            return None
+        if n < 2 or n & (n - 1) or n > 2**20 or not 1 <= r <= 32 or not 1 <= p <= 16:
+            return None  # refuse parameters that would eat the board's memory
+        return rec
+
+    def has_password(self) -> bool:
+        return self._record() is not None
+
+    def ensure_admin(self) -> str | None:
+        """First start: create a random admin password and return it (once). Else None."""
+        with self._locked():
+            if self._record() is not None:
+                return None
+            password = generate_password()
+            self._store_password(password, ADMIN_USER)
+            return password
+
+    def set_password(self, password: str, user: str = ADMIN_USER) -> None:
+        """Replace the admin password (all browser sessions end)."""
+        if not isinstance(password, str) or not password:
+            raise AuthError("password must not be empty")
+        if len(password) < MIN_PASSWORD_LENGTH:
+            raise AuthError(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
+        if len(password) > MAX_PASSWORD_LENGTH:
+            raise AuthError(f"password must be at most {MAX_PASSWORD_LENGTH} characters")
+        if "\0" in password or "\n" in password or "\r" in password:
+            raise AuthError("password must not contain NUL or line breaks")
+        if not _USER_RE.match(user):
+            raise AuthError(f"invalid user name {user!r}")
+        with self._locked():
+            self._store_password(password, user)
+        self._sessions.clear()
+
+    def _store_password(self, password: str, user: str) -> None:
+        salt = secrets.token_bytes(16)
+        digest = hashlib.scrypt(
+            _normalize(password),
+            salt=salt,
+            n=SCRYPT_N,
+            r=SCRYPT_R,
+            p=SCRYPT_P,
+            maxmem=_SCRYPT_MAXMEM,
+            dklen=32,
+        )
+        record = {
+            "user": user,
+            "scrypt": {
+                "salt": _b64(salt),
+                "n": SCRYPT_N,
+                "r": SCRYPT_R,
+                "p": SCRYPT_P,
+                "hash": _b64(digest),
+            },
+        }
+        self._auth.write(record)
+
+    def verify_password(self, user: str, password: str) -> bool:
+        """Check credentials (blocking: ~50 ms of scrypt; use :meth:`verify_password_async`).
+
+        A correct pair is remembered for a minute (keyed by an HMAC with a per-process key and
+        the stored hash, never the plaintext) so API clients using Basic auth on every request
+        do not pay scrypt each time.
+        """
+        if not isinstance(user, str) or not isinstance(password, str):
+            return False
+        if len(password) > MAX_PASSWORD_LENGTH:
+            return False
+        rec = self._record()
+        if rec is None:
+            return False
+        sc = rec["scrypt"]
+        cache_key = hmac.digest(
+            self._cache_key,
+            b"\0".join([user.encode(), _normalize(password), sc["hash"].encode()]),
+            "sha256",
+        )
+        now = self.clock()
+        if self._verified.get(cache_key, 0.0) > now:
+            return True
+        expected = _unb64(sc["hash"])
+        derived = hashlib.scrypt(
+            _normalize(password),
+            salt=_unb64(sc["salt"]),
+            n=int(sc["n"]),
+            r=int(sc["r"]),
+            p=int(sc["p"]),
+            maxmem=_SCRYPT_MAXMEM,
+            dklen=len(expected),
+        )
+        user_ok = hmac.compare_digest(user.encode(), str(rec["user"]).encode())
+        ok = hmac.compare_digest(derived, expected) and user_ok
+        if ok:
+            if len(self._verified) >= 16:
+                self._verified.clear()
+            self._verified[cache_key] = now + _VERIFIED_CACHE_SECONDS
+        return ok
+
+    async def verify_password_async(self, user: str, password: str) -> bool:
+        """:meth:`verify_password` in the scrypt thread pool: the event loop never waits."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(_pool(), self.verify_password, user, password)
+
+    # ------------------------------------------------------------------ tokens
+
+    def _token_records(self) -> list[dict[str, str]]:
+        data = self._tokens.read()
+        if not isinstance(data, dict) or not isinstance(data.get("tokens"), list):
+            return []
+        return [
+            t
+            for t in data["tokens"]
+            if isinstance(t, dict)
+            and all(isinstance(t.get(k), str) for k in ("id", "name", "sha256", "created"))
+        ]
+
+    def create_token(self, name: str) -> tuple[str, str]:
+        """New API token called ``name`` → (id, token). Only its SHA-256 is stored."""
+        if not isinstance(name, str) or not _TOKEN_NAME_RE.match(name):
+            raise AuthError(
+                "token name must be 1-64 characters: letters, digits, . _ @ - "
+                "(starting with a letter or digit)"
+            )
+        with self._locked():
+            records = self._token_records()
+            if any(t["name"] == name for t in records):
+                raise AuthError(f"a token named {name!r} exists already")
+            ids = {t["id"] for t in records}
+            token_id = secrets.token_hex(4)
+            while token_id in ids:
+                token_id = secrets.token_hex(4)
+            token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+            created = datetime.now(UTC).replace(microsecond=0).isoformat()
+            records.append(
+                {
+                    "id": token_id,
+                    "name": name,
+                    "sha256": hashlib.sha256(token.encode()).hexdigest(),
+                    "created": created,
+                }
+            )
+            self._tokens.write({"tokens": records})
+        return token_id, token
+
+    def list_tokens(self) -> list[TokenInfo]:
+        return [TokenInfo(t["id"], t["name"], t["created"]) for t in self._token_records()]
+
+    def revoke_token(self, id_or_name: str) -> TokenInfo | None:
+        """Remove the token with this id (or else this name); None if there is none."""
+        with self._locked():
+            records = self._token_records()
+            match = next((t for t in records if t["id"] == id_or_name), None) or next(
+                (t for t in records if t["name"] == id_or_name), None
+            )
+            if match is None:
+                return None
+            self._tokens.write({"tokens": [t for t in records if t is not match]})
+        return TokenInfo(match["id"], match["name"], match["created"])
+
+    def verify_token(self, token: str) -> str | None:
+        """The token's name if ``token`` is valid now (sees other processes' changes at once)."""
+        if not isinstance(token, str) or not token.startswith(TOKEN_PREFIX) or len(token) > 256:
+            return None
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        found: str | None = None
+        for t in self._token_records():
+            if hmac.compare_digest(digest, t["sha256"]):
+                found = t["name"]
+        return found
+
+    # ------------------------------------------------------------------ sessions
+
+    def _sync_sessions(self) -> None:
+        """A password change (here or by ``ipkvm passwd``) logs every browser out."""
+        self._auth.read()
+        if self._auth.generation != self._sessions_generation:
+            self._sessions.clear()
+            self._sessions_generation = self._auth.generation
+
+    def create_session(self, user: str) -> str:
+        self._sync_sessions()
+        now = self.clock()
+        if len(self._sessions) >= _MAX_SESSIONS:
+            for sid in [s for s, v in self._sessions.items() if v.expires <= now]:
+                del self._sessions[sid]
+        while len(self._sessions) >= _MAX_SESSIONS:
+            oldest = min(self._sessions, key=lambda s: self._sessions[s].expires)
+            del self._sessions[oldest]
+        sid = secrets.token_urlsafe(32)
+        self._sessions[sid] = _Session(user, now + self.session_ttl)
+        return sid
+
+    def check_session(self, sid: str | None) -> str | None:
+        """The session's user, or None if unknown or expired (expiry is fixed at login)."""
+        if not sid:
+            return None
+        self._sync_sessions()
+        session = self._sessions.get(sid)
+        if session is None:
+            return None
+        if session.expires <= self.clock():
+            del self._sessions[sid]
+            return None
+        return session.user
+
+    def delete_session(self, sid: str | None) -> None:
+        if sid:
+            self._sessions.pop(sid, None)
+
+
+@dataclass(slots=True)
+class _Failures:
+    count: int
+    last: float
+
+
+class LoginThrottle:
+    """Per-client exponential backoff on failed logins (also Basic-auth failures).
+
+    ``free`` failures cost nothing; after that each attempt must wait ``base * 2**k`` seconds
+    after the previous failure (1 s, 2 s, 4 s ... capped at ``cap``). Success resets. An entry is
+    forgotten after ``2 * cap`` seconds of quiet and memory is bounded by ``max_entries`` (oldest
+    evicted). IPv6 clients count per /64, because one host usually owns a whole /64.
+    """
+
+    def __init__(
+        self,
+        *,
+        free: int = 3,
+        base: float = 1.0,
+        cap: float = 300.0,
+        max_entries: int = 4096,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.free = free
+        self.base = base
+        self.cap = cap
+        self.max_entries = max_entries
+        self.clock = clock
+        self._entries: OrderedDict[str, _Failures] = OrderedDict()
+
+    @staticmethod
+    def _key(addr: str | None) -> str:
+        if not addr:
+            return "?"
+        try:
+            ip = ipaddress.ip_address(addr)
+        except ValueError:
+            return addr
+        if isinstance(ip, ipaddress.IPv6Address):
+            if ip.ipv4_mapped is not None:
+                return str(ip.ipv4_mapped)
+            return str(ipaddress.IPv6Network((ip, 64), strict=False))
+        return str(ip)
+
+    def _get(self, addr: str | None) -> tuple[str, _Failures | None]:
+        key = self._key(addr)
+        entry = self._entries.get(key)
+        if entry is not None and self.clock() - entry.last > 2 * self.cap:
+            del self._entries[key]
+            entry = None
+        return key, entry
+
+    def _delay(self, count: int) -> float:
+        if count < self.free:
+            return 0.0
+        return float(min(self.cap, self.base * 2 ** min(count - self.free, 32)))
+
+    def check(self, addr: str | None) -> float:
+        """Seconds this client must still wait before another attempt (0 = go ahead)."""
+        _, entry = self._get(addr)
+        if entry is None:
+            return 0.0
+        return max(0.0, entry.last + self._delay(entry.count) - self.clock())
+
+    def failure(self, addr: str | None) -> None:
+        key, entry = self._get(addr)
+        if entry is None:
+            entry = _Failures(0, 0.0)
+            self._entries[key] = entry
+        entry.count += 1
+        entry.last = self.clock()
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+    def success(self, addr: str | None) -> None:
+        self._entries.pop(self._key(addr), None)
+
+
+def resolve_state_dir(explicit: Path | None, config: Path | None = None) -> Path:
+    """Where the CLI finds the credentials: --state-dir, $IPKVM_STATE_DIR, the config file's
+    ``server.state_dir`` (--config, else /etc/ipkvm/ipkvm.toml if present), /var/lib/ipkvm."""
+    from appliance.config import DEFAULT_STATE_DIR, find_config, load_config
+
+    if explicit is not None:
+        return explicit
+    env = os.environ.get("IPKVM_STATE_DIR")
+    if env:
+        return Path(env)
+    path = find_config(config)
+    if path is not None:
+        return load_config(path).server.state_dir
+    return DEFAULT_STATE_DIR

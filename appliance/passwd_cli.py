@@ -1,0 +1,64 @@
+"""``ipkvm passwd``: set the admin password (the only way to change it: no web form to abuse).
+
+Interactive on a terminal (asked twice, never echoed); ``--stdin`` reads one line for scripts.
+A running server notices the new hash at once and ends every browser session.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        help="credentials directory (default: $IPKVM_STATE_DIR, the config's server.state_dir, "
+        "/var/lib/ipkvm)",
+    )
+    parser.add_argument("--config", type=Path, help="configuration file to take state_dir from")
+    parser.add_argument(
+        "--stdin", action="store_true", help="read the new password as one line from stdin"
+    )
+
+
+def _read_password(use_stdin: bool) -> str:
+    from appliance.cli import CliError
+
+    if use_stdin:
+        line = sys.stdin.readline()
+        if not line:
+            raise CliError("no password on stdin")
+        return line.rstrip("\r\n")
+    if not sys.stdin.isatty():
+        raise CliError("stdin is not a terminal: use --stdin to read the password from it")
+    import getpass
+
+    first = getpass.getpass("New admin password: ")
+    second = getpass.getpass("Repeat: ")
+    if first != second:
+        raise CliError("the passwords do not match; nothing changed")
+    return first
+
+
+def run(args: argparse.Namespace) -> int:
+    from appliance.auth import AuthError, AuthStore, resolve_state_dir
+    from appliance.cli import CliError
+    from appliance.config import ConfigError
+
+    try:
+        state_dir = resolve_state_dir(args.state_dir, args.config)
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
+    password = _read_password(args.stdin)
+    try:
+        store = AuthStore(state_dir)
+        store.set_password(password)
+    except AuthError as exc:
+        raise CliError(f"{exc}; nothing changed") from None
+    except OSError as exc:
+        raise CliError(f"cannot write {state_dir}: {exc.strerror or exc}") from None
+    print(f"admin password changed in {state_dir}", file=sys.stderr)
+    return 0

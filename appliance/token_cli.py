@@ -1,0 +1,57 @@
+"""``ipkvm token create|list|revoke``: API tokens for scripts and fleet tools.
+
+``create`` prints only the token on stdout (``TOKEN=$(ipkvm token create ci)``); it is shown once
+and stored as a SHA-256 digest. A running server accepts or rejects tokens changed here at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--state-dir",
+        type=Path,
+        help="credentials directory (default: $IPKVM_STATE_DIR, the config's server.state_dir, "
+        "/var/lib/ipkvm)",
+    )
+    common.add_argument("--config", type=Path, help="configuration file to take state_dir from")
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    create = sub.add_parser("create", parents=[common], help="create a token, print it once")
+    create.add_argument("name", metavar="NAME", help="what the token is for (unique)")
+    sub.add_parser("list", parents=[common], help="list tokens (ids, names, creation times)")
+    revoke = sub.add_parser("revoke", parents=[common], help="revoke a token by id or name")
+    revoke.add_argument("which", metavar="ID|NAME")
+
+
+def run(args: argparse.Namespace) -> int:
+    from appliance.auth import AuthError, AuthStore, resolve_state_dir
+    from appliance.cli import CliError
+    from appliance.config import ConfigError
+
+    try:
+        store = AuthStore(resolve_state_dir(args.state_dir, args.config))
+        if args.action == "create":
+            token_id, token = store.create_token(args.name)
+            print(token)
+            print(f"created token {token_id} ({args.name}); it is shown only once", file=sys.stderr)
+        elif args.action == "list":
+            tokens = store.list_tokens()
+            if not tokens:
+                print("no tokens", file=sys.stderr)
+            for t in tokens:
+                print(f"{t.id}  {t.created}  {t.name}")
+        else:
+            info = store.revoke_token(args.which)
+            if info is None:
+                raise CliError(f"no token with id or name {args.which!r}")
+            print(f"revoked token {info.id} ({info.name})")
+    except (AuthError, ConfigError) as exc:
+        raise CliError(str(exc)) from None
+    except OSError as exc:
+        raise CliError(f"{exc.filename or 'state dir'}: {exc.strerror or exc}") from None
+    return 0
