@@ -1,0 +1,148 @@
+"""JPEG/PNG encoding of frames, once per distinct picture however many clients ask.
+
+Encoding is CPU work (several ms at 1080p), so it runs in a thread pool, never in the event
+loop. Results are cached by (content_seq, size, quality): ten MJPEG viewers of a static BIOS
+screen cost one encode in total, and concurrent requests for the same picture share the one
+encode in flight. One encoder per hub: content_seq numbers are only unique within one hub.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import Executor
+from functools import partial
+
+import cv2
+
+from capture.frame import Frame, Image
+
+CacheKey = tuple[str, int, int, int, int, int, int]
+
+
+def target_size(
+    width: int,
+    height: int,
+    *,
+    scale: float | None = None,
+    max_width: int | None = None,
+    max_height: int | None = None,
+) -> tuple[int, int]:
+    """Output size for a *width* x *height* frame: *scale* first, then shrink to fit the maxima.
+
+    The aspect ratio is kept; the maxima never enlarge a picture.
+    """
+    factor = 1.0 if scale is None else scale
+    if factor <= 0:
+        raise ValueError(f"scale must be positive, not {scale}")
+    if max_width is not None:
+        if max_width <= 0:
+            raise ValueError(f"max_width must be positive, not {max_width}")
+        factor = min(factor, max_width / width)
+    if max_height is not None:
+        if max_height <= 0:
+            raise ValueError(f"max_height must be positive, not {max_height}")
+        factor = min(factor, max_height / height)
+    if factor == 1.0:
+        return width, height
+    return max(1, round(width * factor)), max(1, round(height * factor))
+
+
+def _resized(image: Image, size: tuple[int, int]) -> Image:
+    h, w = image.shape[:2]
+    if (w, h) == size:
+        return image
+    interpolation = cv2.INTER_AREA if size[0] < w else cv2.INTER_LINEAR
+    return cv2.resize(image, size, interpolation=interpolation)  # type: ignore[return-value]
+
+
+def encode_jpeg(image: Image, quality: int, size: tuple[int, int]) -> bytes:
+    """Blocking JPEG encode (for the thread pool)."""
+    ok, buf = cv2.imencode(".jpg", _resized(image, size), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise RuntimeError("JPEG encoding failed")
+    return buf.tobytes()
+
+
+def encode_png_bytes(image: Image, size: tuple[int, int], compression: int = 1) -> bytes:
+    """Blocking PNG encode; low compression because the encode time matters more than bytes."""
+    ok, buf = cv2.imencode(
+        ".png", _resized(image, size), [cv2.IMWRITE_PNG_COMPRESSION, compression]
+    )
+    if not ok:
+        raise RuntimeError("PNG encoding failed")
+    return buf.tobytes()
+
+
+class JpegEncoder:
+    """Encode frames in a thread pool with a small cache keyed by content, size and quality."""
+
+    def __init__(
+        self, quality: int = 80, *, executor: Executor | None = None, cache_size: int = 8
+    ) -> None:
+        _check_quality(quality)
+        self.quality = quality
+        self.executor = executor
+        self.cache_size = cache_size
+        self.encodes = 0  # encodes actually run (cache misses), for tests and statistics
+        self._cache: OrderedDict[CacheKey, asyncio.Future[bytes]] = OrderedDict()
+
+    async def encode(
+        self,
+        frame: Frame,
+        *,
+        quality: int | None = None,
+        scale: float | None = None,
+        max_width: int | None = None,
+        max_height: int | None = None,
+    ) -> bytes:
+        """JPEG bytes of *frame* (optionally scaled); cached per content_seq."""
+        q = self.quality if quality is None else quality
+        _check_quality(q)
+        size = target_size(
+            frame.width, frame.height, scale=scale, max_width=max_width, max_height=max_height
+        )
+        key: CacheKey = ("jpeg", frame.content_seq, frame.width, frame.height, q, *size)
+        return await self._cached(key, partial(encode_jpeg, frame.image, q, size))
+
+    async def encode_png(
+        self,
+        frame: Frame,
+        *,
+        scale: float | None = None,
+        max_width: int | None = None,
+        max_height: int | None = None,
+    ) -> bytes:
+        """Lossless PNG bytes of *frame* (for snapshots and screen matching)."""
+        size = target_size(
+            frame.width, frame.height, scale=scale, max_width=max_width, max_height=max_height
+        )
+        key: CacheKey = ("png", frame.content_seq, frame.width, frame.height, 0, *size)
+        return await self._cached(key, partial(encode_png_bytes, frame.image, size))
+
+    async def _cached(self, key: CacheKey, job: Callable[[], bytes]) -> bytes:
+        future = self._cache.get(key)
+        if future is not None:
+            self._cache.move_to_end(key)
+        else:
+            loop = asyncio.get_running_loop()
+            future = loop.run_in_executor(self.executor, job)
+            self.encodes += 1
+            self._cache[key] = future
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        try:
+            # shield: one viewer going away must not cancel the encode others are waiting for.
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            if self._cache.get(key) is future:
+                del self._cache[key]
+            raise
+
+
+def _check_quality(quality: int) -> None:
+    if not 1 <= quality <= 100:
+        raise ValueError(f"JPEG quality must be 1..100, not {quality}")
