@@ -274,8 +274,9 @@ class Ch9329Output(HidOutput):
     lazily and reopened after it vanishes, so unplugging and replugging a USB-serial adapter
     recovers on its own. ``baud`` must match the chip (factory default 9600). ``address`` is
     the chip's configured address (default 0x00). ``reply_timeout`` bounds each exchange;
-    ``keepalive`` is how long the link may stay idle before a get-info is sent to refresh the
-    LEDs and the target's USB state (0 disables it).
+    ``keepalive`` is the longest time between two get-info requests (0 disables them): they
+    refresh the LEDs and the target's USB state, and find a vanished or returned port, even
+    when nobody types.
     """
 
     name = "ch9329"
@@ -308,7 +309,7 @@ class Ch9329Output(HidOutput):
         self._arrived = asyncio.Event()
         self._lock = asyncio.Lock()  # one exchange on the wire at a time
         self._usb_enumerated: bool | None = None  # None: ask the chip before the next report
-        self._last_io = 0.0
+        self._last_info = 0.0  # monotonic time of the last good get-info reply
         self._keepalive_task: asyncio.Task[None] | None = None
 
     # ----------------------------------------------------------------- public state
@@ -384,6 +385,7 @@ class Ch9329Output(HidOutput):
         if info.usb_enumerated != self._usb_enumerated:
             log.info("CH9329: target USB %s", "enumerated" if info.usb_enumerated else "absent")
         self._usb_enumerated = info.usb_enumerated
+        self._last_info = time.monotonic()
         self._set_leds(info.leds)
         return info
 
@@ -535,7 +537,6 @@ class Ch9329Output(HidOutput):
                 raise TargetOffline(f"CH9329 serial port {self.port}: write failed: {exc}") from exc
             view = view[written:]
         self.stats.frames_sent += 1
-        self._last_io = time.monotonic()
 
     async def _writable(self, port: Any) -> None:
         loop = asyncio.get_running_loop()
@@ -566,13 +567,20 @@ class Ch9329Output(HidOutput):
 
     # ----------------------------------------------------------------- keep-alive
     async def _keepalive_loop(self) -> None:
-        """While idle, ask get-info every ``keepalive`` s: LEDs and USB state stay fresh, and a
-        vanished port is noticed (and reopened) without waiting for the next key press."""
+        """Ask get-info whenever the last answer is ``keepalive`` s old.
+
+        Idle links are what this is for (LEDs, port back after a replug), but it runs during
+        traffic too: the chip acknowledges reports even when the target's USB is gone, so only
+        get-info notices a target switched off in the middle of a paste, and the rest of the
+        paste then waits (TargetOffline) instead of vanishing. It costs one exchange per period.
+        """
+        last_try = 0.0
         while True:
-            wait = self._last_io + self.keepalive - time.monotonic()
+            wait = max(self._last_info, last_try) + self.keepalive - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
                 continue
+            last_try = time.monotonic()
             try:
                 async with self._lock:
                     if self._serial is not None and self._port_replaced(self._serial):
@@ -582,4 +590,3 @@ class Ch9329Output(HidOutput):
                 log.debug("CH9329 keep-alive: %s", exc)
             except Exception:
                 log.exception("CH9329 keep-alive failed")
-            self._last_io = time.monotonic()
