@@ -324,7 +324,7 @@ class Config:
     video: VideoConfig
     stream: StreamConfig
     demo: DemoConfig
-    path: Path | None = None
+    path: Path | None = field(default=None, compare=False)
     """The file this came from (None: built-in defaults)."""
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
     """The TOML tables as written (before "auto" was resolved), for re-validation."""
