@@ -295,11 +295,7 @@ class AuthStore:
         if rec is None:
             return False
         sc = rec["scrypt"]
-        cache_key = hmac.digest(
-            self._cache_key,
-            b"\0".join([user.encode(), _normalize(password), sc["hash"].encode()]),
-            "sha256",
-        )
+        cache_key = self._cache_id(rec, user, password)
         now = self.clock()
         if self._verified.get(cache_key, 0.0) > now:
             return True
@@ -320,6 +316,27 @@ class AuthStore:
                 self._verified.clear()
             self._verified[cache_key] = now + _VERIFIED_CACHE_SECONDS
         return ok
+
+    def verify_cached(self, user: str, password: str) -> bool:
+        """True only if this pair was verified in the last minute (no scrypt, microseconds).
+
+        Lets Basic-auth API clients skip the thread pool and the login throttle's in-flight
+        accounting on every request after the first.
+        """
+        if not isinstance(user, str) or not isinstance(password, str):
+            return False
+        if len(password) > MAX_PASSWORD_LENGTH:
+            return False
+        rec = self._record()
+        if rec is None:
+            return False
+        return self._verified.get(self._cache_id(rec, user, password), 0.0) > self.clock()
+
+    def _cache_id(self, rec: dict[str, Any], user: str, password: str) -> bytes:
+        stored = str(rec["scrypt"]["hash"]).encode()
+        return hmac.digest(
+            self._cache_key, b"\0".join([user.encode(), _normalize(password), stored]), "sha256"
+        )
 
     async def verify_password_async(self, user: str, password: str) -> bool:
         """:meth:`verify_password` in the scrypt thread pool: the event loop never waits."""
@@ -437,13 +454,16 @@ class AuthStore:
 class _Failures:
     count: int
     last: float
+    pending: int = 0
 
 
 class LoginThrottle:
     """Per-client exponential backoff on failed logins (also Basic-auth failures).
 
     ``free`` failures cost nothing; after that each attempt must wait ``base * 2**k`` seconds
-    after the previous failure (1 s, 2 s, 4 s ... capped at ``cap``). Success resets. An entry is
+    after the previous failure (1 s, 2 s, 4 s ... capped at ``cap``). Success resets. Attempts
+    announced with :meth:`begin` and not yet decided count as failures, so a burst of parallel
+    guesses cannot all slip past :meth:`check` while scrypt runs. An entry is
     forgotten after ``2 * cap`` seconds of quiet and memory is bounded by ``max_entries`` (oldest
     evicted). IPv6 clients count per /64, because one host usually owns a whole /64.
     """
@@ -496,21 +516,39 @@ class LoginThrottle:
         _, entry = self._get(addr)
         if entry is None:
             return 0.0
-        return max(0.0, entry.last + self._delay(entry.count) - self.clock())
+        return max(0.0, entry.last + self._delay(entry.count + entry.pending) - self.clock())
 
-    def failure(self, addr: str | None) -> None:
+    def _entry(self, addr: str | None) -> _Failures:
         key, entry = self._get(addr)
         if entry is None:
-            entry = _Failures(0, 0.0)
+            entry = _Failures(0, self.clock())
             self._entries[key] = entry
-        entry.count += 1
-        entry.last = self.clock()
         self._entries.move_to_end(key)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
+        return entry
+
+    def begin(self, addr: str | None) -> None:
+        """An attempt is being verified: it counts as a failure until decided."""
+        entry = self._entry(addr)
+        entry.pending += 1
+        entry.last = self.clock()
+
+    def failure(self, addr: str | None) -> None:
+        entry = self._entry(addr)
+        entry.pending = max(0, entry.pending - 1)
+        entry.count += 1
+        entry.last = self.clock()
 
     def success(self, addr: str | None) -> None:
-        self._entries.pop(self._key(addr), None)
+        key, entry = self._get(addr)
+        if entry is None:
+            return
+        if entry.pending > 1:
+            entry.pending -= 1
+            entry.count = 0
+        else:
+            del self._entries[key]
 
 
 def resolve_state_dir(explicit: Path | None, config: Path | None = None) -> Path:

@@ -1,0 +1,379 @@
+"""Authentication for the aiohttp app: one middleware in front of every route, plus login/logout.
+
+Everything is private unless listed as public (login page and its assets, health check). A request
+proves who it is with one of:
+
+- the ``ipkvm_session`` cookie from ``POST /api/auth/login`` (browsers),
+- ``Authorization: Bearer ipk_...`` (API tokens from ``ipkvm token create``),
+- HTTP Basic with the admin password (curl, fleet tools), throttled like logins.
+
+Browsers attach cookies (and cached Basic credentials) to cross-site requests, so a state-changing
+request authenticated that way, and every WebSocket upgrade, must come from our own origin: an
+``Origin`` header naming another host:port gets 403. Bearer tokens are never attached by a
+browser on its own, so API clients using them are not origin-checked (except WebSockets).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import hdrs, web
+
+from appliance.auth import MAX_PASSWORD_LENGTH, AuthStore, LoginThrottle
+
+SESSION_COOKIE = "ipkvm_session"
+REALM = "ipkvm"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+LOGIN_PATH = "/api/auth/login"
+LOGOUT_PATH = "/api/auth/logout"
+ME_PATH = "/api/auth/me"
+_MAX_LOGIN_BODY = 16 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class AuthInfo:
+    """Who made the request and how they proved it (``request["auth"]``)."""
+
+    user: str
+    via: str  # "session" | "token" | "basic"
+    session_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuthSettings:
+    public_paths: frozenset[str]
+    public_prefixes: tuple[str, ...]
+    secure_cookies: bool
+    login_page: str
+
+
+AUTH_STORE: web.AppKey[AuthStore] = web.AppKey("ipkvm_auth_store", AuthStore)
+LOGIN_THROTTLE: web.AppKey[LoginThrottle] = web.AppKey("ipkvm_login_throttle", LoginThrottle)
+AUTH_SETTINGS: web.AppKey[AuthSettings] = web.AppKey("ipkvm_auth_settings", AuthSettings)
+
+
+def get_auth(request: web.Request) -> AuthInfo | None:
+    """The request's identity (None on public paths without a session)."""
+    auth = request.get("auth")
+    return auth if isinstance(auth, AuthInfo) else None
+
+
+def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> web.Response:
+    resp = web.json_response(body, status=status, headers=headers)
+    resp.headers[hdrs.CACHE_CONTROL] = "no-store"
+    return resp
+
+
+def _too_many(wait: float) -> web.Response:
+    seconds = max(1, math.ceil(wait))
+    return _json(
+        429,
+        {"error": f"too many failed attempts; retry in {seconds} s", "retry_after": seconds},
+        {hdrs.RETRY_AFTER: str(seconds)},
+    )
+
+
+def _basic_challenge() -> dict[str, str]:
+    return {hdrs.WWW_AUTHENTICATE: f'Basic realm="{REALM}", charset="UTF-8"'}
+
+
+# --------------------------------------------------------------------------- origin check
+
+
+def _split_host(value: str) -> tuple[str, int | None] | None:
+    """``host[:port]`` / ``[v6][:port]`` → (host, port); default ports 80/443 count as none."""
+    value = value.strip().lower()
+    if not value:
+        return None
+    if value.startswith("["):
+        end = value.find("]")
+        if end < 0:
+            return None
+        host, rest = value[1:end], value[end + 1 :]
+        port_text = rest[1:] if rest.startswith(":") else ("" if not rest else None)
+    else:
+        host, sep, port_text = value.partition(":")
+        if ":" in port_text:
+            return None
+        if not sep:
+            port_text = ""
+    if port_text is None or (port_text and not port_text.isdigit()):
+        return None
+    port = int(port_text) if port_text else None
+    return host, None if port in (80, 443) else port
+
+
+def same_origin(request: web.Request) -> bool:
+    """No ``Origin`` header, or one whose host:port is this request's ``Host``.
+
+    Compared by host and port only (a TLS-terminating proxy changes the scheme); ``Origin: null``
+    (sandboxed frames, some redirects) never matches.
+    """
+    origin = request.headers.get(hdrs.ORIGIN)
+    if origin is None:
+        return True
+    scheme, sep, rest = origin.partition("://")
+    if not sep or scheme.lower() not in ("http", "https") or "/" in rest:
+        return False
+    theirs = _split_host(rest)
+    ours = _split_host(request.host)
+    return theirs is not None and theirs == ours
+
+
+def _is_websocket(request: web.Request) -> bool:
+    return request.headers.get(hdrs.UPGRADE, "").lower() == "websocket"
+
+
+# --------------------------------------------------------------------------- middleware
+
+
+def _is_public(settings: AuthSettings, path: str) -> bool:
+    return path in settings.public_paths or path.startswith(settings.public_prefixes)
+
+
+async def _check_basic(
+    request: web.Request, store: AuthStore, throttle: LoginThrottle, credentials: str
+) -> AuthInfo | web.Response:
+    try:
+        decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return _json(401, {"error": "malformed Basic credentials"}, _basic_challenge())
+    user, sep, password = decoded.partition(":")
+    if not sep:
+        return _json(401, {"error": "malformed Basic credentials"}, _basic_challenge())
+    if store.verify_cached(user, password):
+        return AuthInfo(user, "basic")
+    ok = await _throttled_verify(request, store, throttle, user, password)
+    if isinstance(ok, web.Response):
+        return ok
+    if not ok:
+        return _json(401, {"error": "wrong user or password"}, _basic_challenge())
+    return AuthInfo(user, "basic")
+
+
+async def _throttled_verify(
+    request: web.Request, store: AuthStore, throttle: LoginThrottle, user: str, password: str
+) -> bool | web.Response:
+    """scrypt in the thread pool, under the per-client backoff (429 when it says wait)."""
+    addr = request.remote
+    wait = throttle.check(addr)
+    if wait > 0:
+        return _too_many(wait)
+    throttle.begin(addr)
+    ok = False
+    try:
+        ok = len(password) <= MAX_PASSWORD_LENGTH and await store.verify_password_async(
+            user, password
+        )
+    finally:
+        if ok:
+            throttle.success(addr)
+        else:
+            throttle.failure(addr)
+    return ok
+
+
+async def _authenticate(request: web.Request) -> AuthInfo | web.Response | None:
+    """Identity from the Authorization header (which wins) or the session cookie."""
+    store = request.app[AUTH_STORE]
+    header = request.headers.get(hdrs.AUTHORIZATION)
+    if header is not None:
+        scheme, _, credentials = header.strip().partition(" ")
+        scheme = scheme.lower()
+        if scheme == "bearer":
+            name = store.verify_token(credentials.strip())
+            if name is None:
+                return _json(
+                    401,
+                    {"error": "invalid or revoked token"},
+                    {hdrs.WWW_AUTHENTICATE: f'Bearer realm="{REALM}", error="invalid_token"'},
+                )
+            return AuthInfo(name, "token")
+        if scheme == "basic":
+            return await _check_basic(request, store, request.app[LOGIN_THROTTLE], credentials)
+        return _json(
+            401,
+            {"error": "unsupported Authorization scheme (use Bearer or Basic)"},
+            _basic_challenge(),
+        )
+    sid = request.cookies.get(SESSION_COOKIE)
+    user = store.check_session(sid)
+    if user is not None:
+        return AuthInfo(user, "session", sid)
+    return None
+
+
+def _wants_html(request: web.Request) -> bool:
+    return (
+        request.method in ("GET", "HEAD")
+        and not request.path.startswith("/api/")
+        and not _is_websocket(request)
+        and "text/html" in request.headers.get(hdrs.ACCEPT, "")
+    )
+
+
+def _unauthenticated(request: web.Request, settings: AuthSettings) -> web.StreamResponse:
+    """Pages redirect to the login page; API calls get 401 JSON.
+
+    The Basic challenge (which makes browsers pop a password dialog) goes only to non-browser API
+    clients: browsers send ``Sec-Fetch-Mode`` on every request, curl and scripts do not.
+    """
+    resp: web.StreamResponse
+    if _wants_html(request):
+        resp = web.Response(
+            status=302, headers={hdrs.LOCATION: settings.login_page, hdrs.CACHE_CONTROL: "no-store"}
+        )
+    else:
+        challenge = request.path.startswith("/api/") and hdrs.SEC_FETCH_MODE not in request.headers
+        resp = _json(
+            401, {"error": "authentication required"}, _basic_challenge() if challenge else None
+        )
+    if SESSION_COOKIE in request.cookies:
+        _clear_cookie(resp, settings)
+    return resp
+
+
+def _forbidden_origin() -> web.Response:
+    return _json(403, {"error": "cross-origin request refused (Origin does not match Host)"})
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    settings = request.app[AUTH_SETTINGS]
+    state_changing = request.method not in SAFE_METHODS
+    websocket = _is_websocket(request)
+    if _is_public(settings, request.path):
+        if (state_changing or websocket) and not same_origin(request):
+            return _forbidden_origin()
+        sid = request.cookies.get(SESSION_COOKIE)
+        user = request.app[AUTH_STORE].check_session(sid)
+        auth = AuthInfo(user, "session", sid) if user is not None else None
+        request["auth"] = auth
+        request["user"] = user
+        return await handler(request)  # type: ignore[no-any-return]
+    result = await _authenticate(request)
+    if isinstance(result, web.StreamResponse):
+        return result
+    if result is None:
+        return _unauthenticated(request, settings)
+    if (websocket or (state_changing and result.via != "token")) and not same_origin(request):
+        return _forbidden_origin()
+    request["auth"] = result
+    request["user"] = result.user
+    return await handler(request)  # type: ignore[no-any-return]
+
+
+# --------------------------------------------------------------------------- routes
+
+
+def _set_cookie(resp: web.StreamResponse, settings: AuthSettings, sid: str, ttl: float) -> None:
+    resp.set_cookie(
+        SESSION_COOKIE,
+        sid,
+        max_age=max(1, int(ttl)),
+        path="/",
+        httponly=True,
+        samesite="Strict",
+        secure=settings.secure_cookies,
+    )
+
+
+def _clear_cookie(resp: web.StreamResponse, settings: AuthSettings) -> None:
+    resp.del_cookie(
+        SESSION_COOKIE,
+        path="/",
+        httponly=True,
+        samesite="Strict",
+        secure=settings.secure_cookies,
+    )
+
+
+async def login(request: web.Request) -> web.StreamResponse:
+    """``{"user", "password"}`` → session cookie. 400 malformed, 401 wrong, 429 throttled."""
+    store = request.app[AUTH_STORE]
+    throttle = request.app[LOGIN_THROTTLE]
+    settings = request.app[AUTH_SETTINGS]
+    wait = throttle.check(request.remote)
+    if wait > 0:
+        return _too_many(wait)
+    raw = await request.content.read(_MAX_LOGIN_BODY + 1)
+    if len(raw) > _MAX_LOGIN_BODY:
+        return _json(413, {"error": f"request body larger than {_MAX_LOGIN_BODY} bytes"})
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return _json(400, {"error": 'malformed JSON: send {"user": ..., "password": ...}'})
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("user"), str)
+        or not isinstance(data.get("password"), str)
+    ):
+        return _json(400, {"error": "fields 'user' and 'password' (strings) are required"})
+    user, password = data["user"], data["password"]
+    ok = await _throttled_verify(request, store, throttle, user, password)
+    if isinstance(ok, web.Response):
+        return ok
+    if not ok:
+        return _json(401, {"error": "wrong user or password"})
+    store.delete_session(request.cookies.get(SESSION_COOKIE))  # no session fixation
+    sid = store.create_session(user)
+    resp = _json(200, {"user": user})
+    _set_cookie(resp, settings, sid, store.session_ttl)
+    return resp
+
+
+async def logout(request: web.Request) -> web.StreamResponse:
+    """End this browser's session (public, so an expired session can still clear its cookie)."""
+    request.app[AUTH_STORE].delete_session(request.cookies.get(SESSION_COOKIE))
+    resp = _json(200, {"ok": True})
+    _clear_cookie(resp, request.app[AUTH_SETTINGS])
+    return resp
+
+
+async def me(request: web.Request) -> web.StreamResponse:
+    auth = get_auth(request)
+    if auth is None:  # unreachable behind the middleware; kept for safety
+        return _json(401, {"error": "authentication required"})
+    return _json(200, {"user": auth.user, "via": auth.via})
+
+
+async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """The UI must not be framed by other sites (clickjacking a keyboard is bad)."""
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+
+
+def setup_auth(
+    app: web.Application,
+    store: AuthStore,
+    *,
+    public_paths: set[str],
+    public_prefixes: tuple[str, ...] = (),
+    secure_cookies: bool,
+    throttle: LoginThrottle | None = None,
+    login_page: str = "/login",
+) -> None:
+    """Install the middleware, the login/logout/me routes and security headers on ``app``.
+
+    Call before other middlewares are appended that need ``request["auth"]``. ``throttle`` is
+    injectable (tests use a fake clock); the default is 3 free tries then 1 s, 2 s ... 5 min.
+    """
+    app[AUTH_STORE] = store
+    app[LOGIN_THROTTLE] = throttle if throttle is not None else LoginThrottle()
+    app[AUTH_SETTINGS] = AuthSettings(
+        public_paths=frozenset(public_paths) | {LOGIN_PATH, LOGOUT_PATH, login_page},
+        public_prefixes=tuple(public_prefixes),
+        secure_cookies=secure_cookies,
+        login_page=login_page,
+    )
+    app.middlewares.append(auth_middleware)
+    app.router.add_post(LOGIN_PATH, login)
+    app.router.add_post(LOGOUT_PATH, logout)
+    app.router.add_get(ME_PATH, me)
+    app.on_response_prepare.append(_security_headers)
