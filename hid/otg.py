@@ -262,11 +262,10 @@ class OtgOutput(HidOutput):
             data = b""
             log.debug("LED read failed: %s", exc)
         if not data:  # EOF or dead device: stop watching; a reopen watches again
-            if self._loop is not None:
-                self._loop.remove_reader(fd)
-            self._led_reader_fd = None
             if fd == self._led_fd:
                 self._drop_leds()
+            else:  # the duplex keyboard fd itself failed: reopen it on the next write
+                self._drop(self.devices[ReportKind.KEYBOARD])
             return
         # Several reports may be waiting (FIFO): the last one is the current state.
         self._set_leds(data[-1])
