@@ -257,6 +257,7 @@ class Ch9329Stats:
     stray_replies: int = 0  # late or foreign replies that were ignored
     opens: int = 0
     port_lost: int = 0
+    unsupported: int = 0  # malformed reports dropped (never sent)
 
     def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)
@@ -362,7 +363,14 @@ class Ch9329Output(HidOutput):
         self._close_port("closed")
 
     async def write(self, report: Report) -> None:
-        cmd, data = encode_report(report)
+        try:
+            cmd, data = encode_report(report)
+        except ValueError as exc:
+            # Retrying cannot help and raising would stall every report queued behind it:
+            # drop this one, loudly.
+            self.stats.unsupported += 1
+            log.warning("CH9329: dropped a report the chip cannot send: %s", exc)
+            return
         async with self._lock:
             if self._serial is None or not self._usb_enumerated:
                 await self._refresh_info()

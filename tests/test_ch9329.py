@@ -21,7 +21,7 @@ from hid.ch9329 import (
     scale_abs,
 )
 from hid.controller import HidController, Pacing
-from hid.reports import abs_mouse_report, keyboard_report, rel_mouse_report
+from hid.reports import Report, ReportKind, abs_mouse_report, keyboard_report, rel_mouse_report
 from hid.text import LSHIFT, Stroke
 from tests.ch9329_sim import AbsMove, Ch9329Sim, RelMove
 
@@ -378,6 +378,15 @@ async def test_target_switched_off_mid_paste_holds_the_rest(sim: Ch9329Sim) -> N
         expected = [r for c in text for r in (kbd(0, 4 + ord(c) - ord("a")), kbd(0))]
         assert sim.keyboard == [*expected, kbd(0)]  # complete, in order, nothing twice
         assert out.usb_enumerated is True
+
+
+async def test_malformed_report_is_dropped_not_stalling_the_queue(sim: Ch9329Sim) -> None:
+    async with running(sim.path) as (ctl, out):
+        await out.write(Report(ReportKind.KEYBOARD, b"\x00\x00"))
+        ctl.key("u", "KeyA", True)
+        await ctl.drain()
+        assert sim.keyboard == [kbd(0, 4)]
+        assert out.stats.unsupported == 1 and ctl.online is True
 
 
 async def test_port_vanishes_and_comes_back(sim: Ch9329Sim, tmp_path: Path) -> None:
