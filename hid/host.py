@@ -82,6 +82,7 @@ class HostKeyboard:
     layout: KeyTableLayout
     leds: int = 0
     modifiers: int = 0
+    _byte_modifiers: int = 0
     pressed: list[int] = field(default_factory=list)
     dead: str | None = None
     text: str = ""
@@ -89,8 +90,9 @@ class HostKeyboard:
     def __init__(self, layout: str | Layout = "us", leds: int = 0) -> None:
         self.layout = _as_table(layout)
         self.leds = leds  # bit0 Num, bit1 Caps, bit2 Scroll; set it to mirror the host's LEDs
-        self.modifiers = 0
-        self.pressed = []  # non-modifier usages held, in press order
+        self.modifiers = 0  # modifier bits in effect: the report's byte plus array modifiers
+        self._byte_modifiers = 0
+        self.pressed = []  # usages held in the key array, in press order
         self.dead = None  # accent of a pending dead key
         self.text = ""  # every character produced so far, "\b" for Backspace included
 
@@ -107,8 +109,9 @@ class HostKeyboard:
         mods = data[0]
         for bit in range(8):
             mask = 1 << bit
-            if (mods ^ self.modifiers) & mask:
-                self.modifiers ^= mask
+            if (mods ^ self._byte_modifiers) & mask:
+                self._byte_modifiers ^= mask
+                self._update_modifiers()
                 usage = 0xE0 + bit
                 events.append(
                     KeyEvent(usage, USAGE_TO_CODE.get(usage), bool(mods & mask), self.modifiers)
@@ -123,19 +126,24 @@ class HostKeyboard:
                 now.append(usage)
         for usage in [u for u in self.pressed if u not in now]:
             self.pressed.remove(usage)
+            self._update_modifiers()
             events.append(KeyEvent(usage, self._code(usage), False, self.modifiers))
         for usage in [u for u in now if u not in self.pressed]:
             self.pressed.append(usage)
             events.append(self._key_down(usage))
         return events
 
+    def _update_modifiers(self) -> None:
+        # Some keyboards also list modifier usages in the key array; either way they are held.
+        held = [modifier_bit(u) for u in self.pressed if is_modifier(u)]
+        self.modifiers = self._byte_modifiers | sum(held)
+
     def _code(self, usage: int) -> str | None:
         return USAGE_TO_CODE.get(_BACKSLASH if usage == _NON_US_HASH else usage)
 
     def _key_down(self, usage: int) -> KeyEvent:
+        self._update_modifiers()
         if is_modifier(usage):
-            # A modifier usage in the key array (some keyboards do this): just hold it.
-            self.modifiers |= modifier_bit(usage)
             return KeyEvent(usage, self._code(usage), True, self.modifiers)
         if usage in _LOCK_KEYS:
             self.leds ^= _LOCK_KEYS[usage]
