@@ -1,0 +1,36 @@
+// Video transports and how one is chosen.
+//
+// A transport shows the target's picture inside a container element. Interface:
+//   static id                  short name ("webcodecs", "webrtc", "mjpeg")
+//   static label               what the user sees ("MJPEG")
+//   static available(state)    Promise<boolean>: can this browser + appliance use it now?
+//   constructor({onStatus, onFrame})
+//       onStatus(status, detail)  "connecting" | "playing" | "stalled" | "error"
+//       onFrame()                 a new picture is on screen
+//   start(container, options)  begin showing the picture (options: {fps, quality})
+//   stop()                     tear down everything (connections, elements, timers)
+//   restart()                  reconnect now (e.g. after the WebSocket came back)
+//   configure(options)         new fps/quality; reconnects if it must
+//   element                    the element that displays the picture (img/video/canvas)
+//   pictureSize()              {width, height} of the picture in pixels, or null
+//   fps                        measured displayed frames per second, or null
+//
+// Preference order: WebCodecs over WebSocket (lowest latency), then WebRTC, then MJPEG
+// (works everywhere). Only MJPEG exists so far (issue 4 adds the others): append the new
+// classes to TRANSPORTS in preference order and nothing else changes.
+
+import { MjpegTransport } from "./transport-mjpeg.js";
+
+export const TRANSPORTS = [MjpegTransport];
+
+/** The first transport that says it is available, or MJPEG as the last resort. */
+export async function chooseTransport(state) {
+  for (const Transport of TRANSPORTS) {
+    try {
+      if (await Transport.available(state)) return Transport;
+    } catch {
+      // A broken probe must not stop the console: try the next one.
+    }
+  }
+  return MjpegTransport;
+}

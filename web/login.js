@@ -1,0 +1,98 @@
+// Login page: POST the form as JSON, go to the console on success, explain failures plainly.
+const form = document.getElementById("login-form");
+const userInput = document.getElementById("user");
+const passwordInput = document.getElementById("password");
+const errorBox = document.getElementById("login-error");
+const submit = document.getElementById("login-submit");
+
+let lockTimer = null;
+
+function showError(text) {
+  errorBox.textContent = text;
+  errorBox.hidden = false;
+}
+
+function clearError() {
+  errorBox.hidden = true;
+  errorBox.textContent = "";
+}
+
+// After a 429 keep the button disabled and count down, so the user sees when to retry.
+function lockFor(seconds) {
+  clearInterval(lockTimer);
+  let left = Math.max(1, Math.ceil(seconds));
+  submit.disabled = true;
+  const tick = () => {
+    if (left <= 0) {
+      clearInterval(lockTimer);
+      submit.disabled = false;
+      clearError();
+      passwordInput.focus();
+      return;
+    }
+    showError(`Too many attempts, try again in ${left} s.`);
+    left -= 1;
+  };
+  tick();
+  lockTimer = setInterval(tick, 1000);
+}
+
+async function retryAfter(response) {
+  let seconds = Number(response.headers.get("Retry-After"));
+  try {
+    const body = await response.json();
+    if (typeof body.retry_after === "number") seconds = body.retry_after;
+  } catch {
+    // No JSON body: keep the header value.
+  }
+  return Number.isFinite(seconds) && seconds > 0 ? seconds : 30;
+}
+
+form.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  if (submit.disabled) return;
+  clearError();
+  if (!passwordInput.value) {
+    showError("Enter the password.");
+    passwordInput.focus();
+    return;
+  }
+  submit.disabled = true;
+  submit.textContent = "Signing in…";
+  let response;
+  try {
+    response = await fetch("/api/auth/login", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      credentials: "same-origin",
+      body: JSON.stringify({ user: userInput.value.trim(), password: passwordInput.value }),
+    });
+  } catch {
+    showError("Cannot reach the appliance (network error). Check the connection and try again.");
+    submit.disabled = false;
+    submit.textContent = "Sign in";
+    return;
+  }
+  submit.textContent = "Sign in";
+  if (response.ok) {
+    window.location.assign("/");
+    return;
+  }
+  submit.disabled = false;
+  if (response.status === 401) {
+    showError("Wrong user or password.");
+    passwordInput.select();
+  } else if (response.status === 429) {
+    lockFor(await retryAfter(response));
+  } else {
+    let message = `Sign-in failed (HTTP ${response.status}).`;
+    try {
+      const body = await response.json();
+      if (body.error) message = `Sign-in failed: ${body.error}`;
+    } catch {
+      // keep the generic message
+    }
+    showError(message);
+  }
+});
+
