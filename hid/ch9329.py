@@ -375,10 +375,11 @@ class Ch9329Output(HidOutput):
             if self._serial is None or not self._usb_enumerated:
                 await self._refresh_info()
             if not self._usb_enumerated:
-                raise TargetOffline(
+                self.last_error = (
                     f"CH9329 on {self.port}: the target has not enumerated the chip's USB side "
                     "(target off, asleep or cable out)"
                 )
+                raise TargetOffline(self.last_error)
             await self._exchange(cmd, data)
 
     async def get_info(self) -> ChipInfo:
@@ -429,7 +430,9 @@ class Ch9329Output(HidOutput):
                 if reply is not None:
                     return reply
             if self._serial is not port:
-                raise TargetOffline(f"CH9329 serial port {self.port}: {self.last_error}")
+                raise TargetOffline(
+                    f"CH9329 serial port {self.port}: {self.last_error or 'closed'}"
+                )
             remaining = deadline - loop.time()
             if remaining <= 0:
                 self.stats.timeouts += 1
@@ -534,7 +537,9 @@ class Ch9329Output(HidOutput):
         view = memoryview(frame)
         while view:
             if self._serial is not port:
-                raise TargetOffline(f"CH9329 serial port {self.port}: {self.last_error}")
+                raise TargetOffline(
+                    f"CH9329 serial port {self.port}: {self.last_error or 'closed'}"
+                )
             try:
                 written = os.write(port.fd, view)
             except BlockingIOError:
