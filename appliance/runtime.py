@@ -160,7 +160,7 @@ def build_appliance(config: Config) -> Appliance:
         from capture.v4l2 import V4l2Source
 
         source = V4l2Source(
-            config.video.device,
+            str(config.video.device),
             width=config.video.width,
             height=config.video.height,
             fps=config.video.fps,

@@ -105,6 +105,7 @@ class HidController:
         self._listeners: list[StateListener] = []
         self._typing_lock = asyncio.Lock()
         output.on_leds(self._leds_changed)
+        output.on_online(self._online_changed)
 
     # ----------------------------------------------------------------- lifecycle
     async def start(self) -> None:
@@ -136,6 +137,16 @@ class HidController:
                 listener(what)
             except Exception:
                 log.exception("state listener failed")
+
+    def _online_changed(self, online: bool, reason: str | None) -> None:
+        if online == self.online:
+            return
+        self.online = online
+        self.last_error = None if online else reason
+        if online:
+            self._offline_since = None
+            self._wake.set()  # deliver what waited for the target at once
+        self._notify("online")
 
     def _leds_changed(self, leds: Leds) -> None:
         self._notify("leds")

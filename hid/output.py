@@ -48,6 +48,7 @@ class Leds:
 
 
 LedListener = Callable[[Leds], None]
+OnlineListener = Callable[[bool, str | None], None]
 
 
 class HidOutput(abc.ABC):
@@ -58,6 +59,7 @@ class HidOutput(abc.ABC):
     def __init__(self) -> None:
         self.leds = Leds()
         self._led_listeners: list[LedListener] = []
+        self._online_listeners: list[OnlineListener] = []
 
     async def open(self) -> None:  # noqa: B027 - optional hook
         """Acquire devices. Must not raise for a missing target: that is TargetOffline later."""
@@ -71,6 +73,15 @@ class HidOutput(abc.ABC):
 
     def on_leds(self, listener: LedListener) -> None:
         self._led_listeners.append(listener)
+
+    def on_online(self, listener: OnlineListener) -> None:
+        self._online_listeners.append(listener)
+
+    def _set_online(self, online: bool, reason: str | None = None) -> None:
+        """Report what the backend learned between writes (a keep-alive, a device event), so the
+        UI shows "target offline" without waiting for the next key press to fail."""
+        for listener in list(self._online_listeners):
+            listener(online, reason)
 
     def _set_leds(self, value: int) -> None:
         leds = Leds(value & 0xFF)

@@ -164,3 +164,14 @@ async def test_offline_long_discards_but_ends_all_released() -> None:
     assert out.reports[0].data == kbd(0)  # first thing the target sees: nothing held
     assert "online" in states
     await c.close()
+
+
+async def test_backend_can_report_offline_between_writes(ctl: HidController) -> None:
+    seen: list[str] = []
+    ctl.subscribe(seen.append)
+    ctl.output._set_online(False, "keep-alive: target USB not enumerated")
+    assert ctl.online is False
+    assert ctl.last_error == "keep-alive: target USB not enumerated"
+    ctl.output._set_online(True)
+    assert ctl.online is True and ctl.last_error is None
+    assert seen == ["online", "online"]
