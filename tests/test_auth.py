@@ -215,3 +215,63 @@ def test_certificate_generated_once_with_sans(tmp_path: Path) -> None:
     before = (cert.read_bytes(), key.read_bytes())
     ensure_certificate(cert, key, ["other.name"])
     assert (cert.read_bytes(), key.read_bytes()) == before
+
+
+def _read_until(fd: int, marker: bytes | None, timeout: float = 30.0) -> bytes:
+    """Read a pty master until ``marker`` shows up (None: until the child closes it)."""
+    import select
+
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while marker is None or marker not in seen:
+        left = deadline - time.monotonic()
+        assert left > 0, f"timed out waiting for {marker!r}; got {seen!r}"
+        ready, _, _ = select.select([fd], [], [], left)
+        if ready:
+            try:
+                chunk = os.read(fd, 1024)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+    return seen
+
+
+@pytest.mark.parametrize("repeat", ["tty-password-1", "something-else"])
+def test_passwd_prompts_twice_on_a_terminal(tmp_path: Path, repeat: str) -> None:
+    import pty
+    import subprocess
+    import sys
+
+    store = AuthStore(tmp_path)
+    store.set_password("old-password")
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "appliance", "passwd", "--state-dir", str(tmp_path)],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        start_new_session=True,  # no controlling terminal: getpass uses stdin, a pty
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    os.close(slave)
+    try:
+        _read_until(master, b"New admin password:")
+        os.write(master, b"tty-password-1\n")
+        _read_until(master, b"Repeat:")
+        os.write(master, repeat.encode() + b"\n")
+        rest = _read_until(master, None)
+        assert proc.wait(timeout=30) == (0 if repeat == "tty-password-1" else 1)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+    assert b"tty-password-1" not in rest  # never echoed
+    if repeat == "tty-password-1":
+        assert store.verify_password("admin", "tty-password-1")
+        assert not store.verify_password("admin", "old-password")
+    else:
+        assert b"do not match" in rest
+        assert store.verify_password("admin", "old-password")
