@@ -5,8 +5,10 @@ is never split. ``EAGAIN`` means the host has not yet polled the previous report
 report is retried once the device is writable (``loop.add_writer``), bounded by
 ``write_timeout``. A blocking write is never used — it can hang forever when the host is off.
 ``ESHUTDOWN`` (no host, cable out, not configured) and the errors of a vanished device
-(``ENODEV``, ``EIO``, ``ENXIO``, ``EPIPE``, missing file) raise :class:`TargetOffline`; the device
-is reopened on the next attempt. Ordering and retry belong to :class:`HidController`.
+(``ENODEV``, ``EIO``, ``ENXIO``, ``EPIPE``, missing file) raise :class:`TargetOffline`; a vanished
+or replaced device is reopened on the next attempt, while a hidg that only reported ESHUTDOWN
+keeps its fd (it works again when the host returns, and its LED reports keep flowing).
+Ordering and retry belong to :class:`HidController`.
 
 Keyboard LEDs: a real hidg is bidirectional — the host's LED output reports are read from the
 same fd (opened ``O_RDWR``). Other character devices (a pty pair in tests) are treated the same.
@@ -144,7 +146,11 @@ class OtgOutput(HidOutput):
                         f"{dev.path}: host has not read a report for {self.write_timeout:g} s"
                     ) from None
             except OSError as exc:
-                self._drop(dev)
+                # ESHUTDOWN on a hidg that is still the one at the path: the host is away but the
+                # fd stays good (and keeps delivering LED reports when the host returns). Any other
+                # failure, or a gadget rebuilt under us: reopen on the next attempt.
+                if exc.errno != errno.ESHUTDOWN or not self._still_current(dev, fd):
+                    self._drop(dev)
                 if exc.errno in OFFLINE_ERRNOS:
                     self.stats.offline += 1
                     raise TargetOffline(f"{dev.path}: {exc.strerror}") from exc
@@ -204,6 +210,15 @@ class OtgOutput(HidOutput):
         if dev is self.devices[ReportKind.KEYBOARD]:
             self._ensure_leds()
         return fd
+
+    @staticmethod
+    def _still_current(dev: _Device, fd: int) -> bool:
+        """Whether *fd* is still the device node found at the path (not removed or replaced)."""
+        try:
+            a, b = os.fstat(fd), os.stat(dev.path)
+        except OSError:
+            return False
+        return (a.st_dev, a.st_ino, a.st_rdev) == (b.st_dev, b.st_ino, b.st_rdev)
 
     def _drop(self, dev: _Device) -> None:
         """Forget a device fd (closed or dead); the next write reopens it."""
