@@ -11,6 +11,7 @@ import datetime
 import ipaddress
 import os
 import secrets
+import socket
 import ssl
 from pathlib import Path
 
@@ -36,6 +37,16 @@ def _san_entries(hostnames: list[str]) -> tuple[list[str], list[str]]:
         if ip not in ips:
             ips.append(ip)
     return dns, ips
+
+
+def default_hostnames(listen_host: str = "") -> list[str]:
+    """Names a browser will likely use: the host name, its mDNS ``.local`` form, the listen IP."""
+    names = [socket.gethostname()]
+    if names[0] and "." not in names[0]:
+        names.append(f"{names[0]}.local")
+    if listen_host not in ("", "0.0.0.0", "::"):
+        names.append(listen_host)
+    return [n for n in names if n]
 
 
 def ensure_certificate(cert: Path, key: Path, hostnames: list[str]) -> None:

@@ -330,7 +330,7 @@ async def login(request: web.Request) -> web.StreamResponse:
 async def logout(request: web.Request) -> web.StreamResponse:
     """End this browser's session (public, so an expired session can still clear its cookie)."""
     request.app[AUTH_STORE].delete_session(request.cookies.get(SESSION_COOKIE))
-    resp = _json(200, {"ok": True})
+    resp = _json(200, {})
     _clear_cookie(resp, request.app[AUTH_SETTINGS])
     return resp
 

@@ -209,7 +209,8 @@ async def test_logout_invalidates_the_session(tmp_path: Path, make_client: Clien
     await login(client)
     sid = client.session.cookie_jar.filter_cookies(client.make_url("/"))[SESSION_COOKIE].value
     resp = await client.post("/api/auth/logout")
-    assert resp.status == 200
+    assert resp.status == 200 and await resp.json() == {}
+    assert "Max-Age=0" in resp.headers["Set-Cookie"]
     assert (await client.get("/api/private")).status == 401
     # replaying the old cookie does not work either
     resp = await client.get("/api/private", headers={"Cookie": f"{SESSION_COOKIE}={sid}"})
