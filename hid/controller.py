@@ -32,7 +32,7 @@ from hid.reports import (
     rel_mouse_report,
     split_delta,
 )
-from hid.text import Layout, TextPlan, plan_text
+from hid.text import Layout, Stroke, TextPlan, plan_text
 
 log = logging.getLogger(__name__)
 
@@ -278,8 +278,15 @@ class HidController:
         plan = plan_text(text, layout)
         async with self._typing_lock:
             generation = self._discard_generation
+            # Layouts give strokes for Caps Lock off. When the target says it is on, switch it
+            # off for the paste and back on after, as a person would.
+            caps = self.leds.caps_lock
+            strokes = list(plan.strokes)
+            if caps and strokes:
+                toggle = (-1, Stroke(usage_for("CapsLock")))
+                strokes = [toggle, *strokes, (plan.chars - 1, toggle[1])]
             try:
-                for index, stroke in plan.strokes:
+                for index, stroke in strokes:
                     reports = [keyboard_report(stroke.modifiers, [stroke.usage])]
                     if stroke.modifiers:
                         mods_only = keyboard_report(stroke.modifiers, [])
@@ -290,7 +297,7 @@ class HidController:
                         await asyncio.sleep(pacing.hold)
                     self._enqueue(self.keyboard.report())
                     await self._delivered(generation, index)
-                    if progress:
+                    if progress and index >= 0:
                         progress(index + 1, plan.chars)
                     if pacing.gap:
                         await asyncio.sleep(pacing.gap)

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from hid.controller import HidController
+from hid.controller import HidController, Pacing
 from hid.keymap import UnknownKey
 from hid.output import MemoryOutput, TargetOffline
 from hid.reports import Report, ReportKind
@@ -175,3 +175,20 @@ async def test_backend_can_report_offline_between_writes(ctl: HidController) -> 
     ctl.output._set_online(True)
     assert ctl.online is True and ctl.last_error is None
     assert seen == ["online", "online"]
+
+
+async def test_typing_with_caps_lock_on_still_types_the_right_case() -> None:
+    from hid.host import HostKeyboard
+    from hid.layouts import get_layout
+
+    out = MemoryOutput()
+    c = HidController(out)
+    await c.start()
+    out._set_leds(0x02)  # the target reports Caps Lock on
+    host = HostKeyboard("us", leds=0x02)
+    await c.type_text("Hello World", get_layout("us"), Pacing.fast())
+    for report in out.reports:
+        host.feed(report.data)
+    assert host.text == "Hello World"
+    assert host.leds & 0x02  # and Caps Lock is back on afterwards
+    await c.close()
