@@ -335,3 +335,60 @@ async def test_duplex_device_reports_out_and_leds_in_on_one_fd(
         await leds.wait()
     assert ctl.leds.num_lock and not ctl.leds.caps_lock
     await ctl.close(timeout=0.2)
+
+
+async def test_host_not_polling_goes_offline_then_resumes_in_order(tmp_path: Path) -> None:
+    """A host that stops reading (suspended) makes the target offline after write_timeout; once
+    it reads again, everything queued arrives, in order, once."""
+    os.mkfifo(tmp_path / "hidg0")
+    host = FifoHost(tmp_path / "hidg0")
+    host.pause()
+    out = OtgOutput(tmp_path / "hidg0", tmp_path / "hidg1", tmp_path / "hidg2", write_timeout=0.05)
+    ctl = HidController(out, retry_interval=0.01, discard_after=30)
+    online: list[bool | None] = []
+    changed = asyncio.Event()
+
+    def seen(what: str) -> None:
+        if what == "online":
+            online.append(ctl.online)
+            changed.set()
+
+    ctl.subscribe(seen)
+    await ctl.start()
+    pairs = 5000  # 10000 reports: more than the 8192 a full pipe holds
+    for i in range(pairs):
+        ctl.key("web", LETTERS[i % 26], True)
+        ctl.key("web", LETTERS[i % 26], False)
+    async with asyncio.timeout(5):
+        while False not in online:
+            changed.clear()
+            await changed.wait()
+    assert "has not read a report" in (ctl.last_error or "")
+    host.resume()
+    await host.wait_reports(2 * pairs)
+    assert online[-1] is True and ctl.discarded == 0
+    assert len(host.reports) == 2 * pairs
+    expected = []
+    for i in range(pairs):
+        expected += [(usage(LETTERS[i % 26]), True), (usage(LETTERS[i % 26]), False)]
+    assert key_events(host.reports) == expected
+    await ctl.close(timeout=0.2)
+    host.close()
+
+
+async def test_duplex_device_gone_is_offline(tmp_path: Path, pty_pair: tuple[int, str]) -> None:
+    master, slave_path = pty_pair
+    out = OtgOutput(slave_path, tmp_path / "hidg1", tmp_path / "hidg2")
+    ctl = HidController(out, retry_interval=0.01, discard_after=30)
+    await ctl.start()
+    ctl.key("web", "KeyX", True)
+    await ctl.drain()
+    assert ctl.online is True
+    os.close(master)  # the "host" side of the device disappears: EIO on the slave
+    changed = asyncio.Event()
+    ctl.subscribe(lambda what: changed.set() if what == "online" else None)
+    ctl.key("web", "KeyX", False)
+    async with asyncio.timeout(5):
+        await changed.wait()
+    assert ctl.online is False and ctl.queued == 1
+    await ctl.close(timeout=0.05)
