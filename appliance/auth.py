@@ -25,6 +25,7 @@ import json
 import os
 import re
 import secrets
+import threading
 import time
 import unicodedata
 from collections import OrderedDict
@@ -140,12 +141,18 @@ class _JsonFile:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        # read() runs on the event loop and in the scrypt threads: keep (sig, data) consistent.
+        self._lock = threading.Lock()
         self._sig: tuple[int, int, int, int] | None = None
         self._data: Any = None
         self.generation = 0
         """Bumped whenever the content seen changes (including appearing/disappearing)."""
 
     def read(self) -> Any:
+        with self._lock:
+            return self._read_locked()
+
+    def _read_locked(self) -> Any:
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
