@@ -154,9 +154,13 @@ async def test_caps_lock_led_flows_back_to_the_controller(
     assert controller.leds.caps_lock and not controller.leds.num_lock
     assert "leds" in heard
     assert machine.state()["leds"] == 0x02
-    # The host applies Caps Lock: the planner typed lower case, the screen shows upper case.
-    await controller.type_text("abc", get_layout("us"), Pacing.fast())
-    assert machine.state()["text"] == "ABC"
+    # The host applies Caps Lock to a plain key press, as a real one would.
+    await tap(controller, "KeyA")
+    assert machine.state()["text"] == "A"
+    # Typed text keeps its case (the controller works around the lock) and the lock stays on.
+    await controller.type_text("bc", get_layout("us"), Pacing.fast())
+    assert machine.state()["text"] == "Abc"
+    assert controller.leds.caps_lock
     x, y, w, h = machine.led_rect(1)
     assert not np.array_equal(off[y : y + h, x : x + w], machine.render()[y : y + h, x : x + w])
     await tap(controller, "CapsLock", "NumLock")
