@@ -1,0 +1,200 @@
+"""REST routes for automation: wait for an image or text on screen, run DuckyScripts.
+
+``POST /api/screen/wait`` blocks until a template (or OCR text) is on the target's screen, or
+answers 408. ``POST /api/scripts/run`` parses a whole DuckyScript first (400 with line and column,
+nothing sent), then runs it on the appliance's own HidController and FrameHub, publishing
+``script_progress`` events to WebSocket clients; ``POST /api/scripts/cancel`` stops it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import itertools
+import weakref
+from typing import Any
+
+from aiohttp import web
+
+from appliance import ducky, screen
+from appliance.httpjson import fail, get_field, json_response, read_json
+from appliance.runtime import APPLIANCE, Appliance
+
+routes = web.RouteTableDef()
+
+# Script tasks also live in ``appliance.jobs`` (so shutdown and /api/hid/type/cancel stop them);
+# this set tells which of those jobs are scripts, for /api/scripts/cancel.
+_script_tasks: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
+_clients = itertools.count(1)
+
+
+def _app(request: web.Request) -> Appliance:
+    return request.app[APPLIANCE]
+
+
+def _region(data: dict[str, Any]) -> screen.Region | None:
+    raw = data.get("region")
+    if raw is None:
+        return None
+    if (
+        not isinstance(raw, list)
+        or len(raw) != 4
+        or not all(isinstance(v, int) and not isinstance(v, bool) for v in raw)
+    ):
+        fail(400, "field 'region' must be [x, y, w, h] in whole pixels")
+    x, y, w, h = raw
+    if x < 0 or y < 0 or w <= 0 or h <= 0:
+        fail(400, "field 'region' needs x, y >= 0 and w, h > 0")
+    return (x, y, w, h)
+
+
+def _timeout(data: dict[str, Any]) -> float:
+    timeout = float(get_field(data, "timeout", (int, float), ducky.DEFAULT_WAIT_TIMEOUT))
+    if not 0 < timeout <= screen.MAX_TIMEOUT:
+        fail(400, f"field 'timeout' must be more than 0 and at most {screen.MAX_TIMEOUT:g} s")
+    return timeout
+
+
+@routes.post("/api/screen/wait")
+async def screen_wait(request: web.Request) -> web.Response:
+    appliance = _app(request)
+    data = await read_json(request)
+    timeout = _timeout(data)
+    region = _region(data)
+    image = get_field(data, "image", str, None)
+    text = get_field(data, "text", str, None)
+    if (image is None) == (text is None):
+        fail(400, "give exactly one of 'image' (base64 PNG) or 'text'")
+    try:
+        if image is not None:
+            threshold = float(get_field(data, "threshold", (int, float), 0.9))
+            if not 0 < threshold <= 1:
+                fail(400, "field 'threshold' must be more than 0 and at most 1")
+            try:
+                png = base64.b64decode(image, validate=True)
+            except (binascii.Error, ValueError):
+                fail(400, "field 'image' is not valid base64")
+            template = screen.decode_png(png)
+            match = await screen.wait_for_image(
+                appliance.hub, template, timeout=timeout, threshold=threshold, region=region
+            )
+        else:
+            assert text is not None
+            match = await screen.wait_for_text(appliance.hub, text, timeout=timeout, region=region)
+    except screen.NoOcr as exc:
+        fail(501, str(exc))
+    except screen.ScreenError as exc:
+        fail(400, str(exc))
+    except screen.ScreenTimeout as exc:
+        fail(408, str(exc), best_score=exc.best_score)
+    return json_response(match.as_dict())
+
+
+@routes.post("/api/scripts/run")
+async def run_script(request: web.Request) -> web.Response:
+    appliance = _app(request)
+    data = await read_json(request)
+    source = get_field(data, "script", str)
+    uploaded = get_field(data, "templates", dict, {})
+    layout_name = get_field(data, "layout", str, None)
+    pacing_ms = get_field(data, "pacing_ms", (int, float), None)
+    if pacing_ms is not None and not 0 <= pacing_ms <= 1000:
+        fail(400, "field 'pacing_ms' must be between 0 and 1000")
+    wait = get_field(data, "wait", bool, True)
+    try:
+        script = ducky.parse(source)
+        templates = ducky.decode_templates(script, uploaded)
+        for cmd in script.templates:
+            try:
+                screen.decode_png(templates[cmd.template])
+            except screen.ScreenError as exc:
+                raise ducky.DuckyError(cmd.line, cmd.column, f"{cmd.template}: {exc}") from None
+        if any(isinstance(c, ducky.WaitText) for c in script.commands) and (
+            screen.tesseract_path() is None
+        ):
+            line = next(c.line for c in script.commands if isinstance(c, ducky.WaitText))
+            raise ducky.DuckyError(line, 1, screen.TESSERACT_HINT)
+    except ducky.DuckyError as exc:
+        fail(400, str(exc), line=exc.line, column=exc.column)
+
+    from hid.layouts import UnknownLayout, get_layout
+
+    try:
+        layout = get_layout(layout_name or appliance.config.hid.layout)
+    except UnknownLayout as exc:
+        fail(400, str(exc).strip("'\""))
+    if appliance.hid.online is False:
+        fail(503, f"target offline: {appliance.hid.last_error or 'not answering'}")
+
+    job = appliance.jobs.next_id()
+    client = f"script:{next(_clients)}"
+    executor = ducky.HidExecutor(appliance, layout, client, pacing_ms)
+    total = len(script.commands)
+
+    def progress(done: int, total: int, command: ducky.Command) -> None:
+        appliance.events.publish(
+            {
+                "type": "script_progress",
+                "job": job,
+                "done": False,
+                "step": done,
+                "total": total,
+                "line": command.line,
+                "command": ducky.describe(command),
+            }
+        )
+
+    async def run() -> dict[str, Any]:
+        result: dict[str, Any]
+        try:
+            res = await ducky.run(script, executor, templates, progress)
+            result = {"job": job, **res.as_dict()}
+        except ducky.WaitTimedOut as exc:
+            result = {
+                "job": job,
+                "error": str(exc),
+                "line": exc.line,
+                "status": 408,
+                "best_score": exc.best_score,
+            }
+        except ducky.ScriptFailed as exc:
+            result = {"job": job, "error": str(exc), "line": exc.line, "status": 503}
+        except asyncio.CancelledError:
+            appliance.events.publish(
+                {"type": "script_progress", "job": job, "done": True, "error": "cancelled"}
+            )
+            raise
+        finally:
+            appliance.hid.release_client(client)
+            appliance.jobs.tasks.pop(job, None)
+        appliance.events.publish({"type": "script_progress", **result, "done": True})
+        return result
+
+    task = asyncio.create_task(run(), name=f"script-{job}")
+    appliance.jobs.tasks[job] = task
+    _script_tasks.add(task)
+    if not wait:
+        return json_response({"job": job, "commands": total}, status=202)
+    try:
+        result = await asyncio.shield(task)
+    except asyncio.CancelledError:
+        if task.cancelled():
+            fail(409, "the script was cancelled", job=job)
+        raise  # the HTTP client went away: the script carries on, like a paste
+    if "error" in result:
+        status = int(result.pop("status"))
+        fail(status, str(result.pop("error")), **result)
+    return json_response(result)
+
+
+@routes.post("/api/scripts/cancel")
+async def cancel_scripts(request: web.Request) -> web.Response:
+    appliance = _app(request)
+    mine = set(appliance.jobs.tasks.values())
+    n = 0
+    for task in list(_script_tasks):
+        if task in mine and not task.done():
+            task.cancel()
+            n += 1
+    return json_response({"cancelled": n})

@@ -1,0 +1,321 @@
+"""Screen matching for scripts: "wait until this picture / this text is on the target's screen".
+
+Matching runs only when the picture changed (``FrameHub.next_frame(seq, changed_only=True)``), so a
+static BIOS screen costs one match, not thirty a second. The CPU work — OpenCV ``matchTemplate``
+with ``TM_CCOEFF_NORMED`` (a score in -1..1 that ignores uniform brightness shifts, which is what
+a capture dongle's colour drift looks like) and the image preparation for OCR — runs in the
+default thread pool; OCR itself is the ``tesseract`` program run as an asyncio subprocess, so the
+event loop never blocks and a stuck OCR run is killed when the wait ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import csv
+import io
+import os
+import re
+import shutil
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from capture.frame import Frame, Image
+from capture.hub import FrameHub
+
+MAX_TIMEOUT = 300.0
+TESSERACT_HINT = "text matching needs tesseract (apt-get install tesseract-ocr)"
+OCR_SCALE = 2  # tesseract reads 8x16 BIOS glyphs far better when they are twice as big
+
+
+class ScreenError(ValueError):
+    """Bad input for a wait (undecodable template, region outside the picture)."""
+
+
+class NoOcr(ScreenError):
+    """The ``tesseract`` program is not installed."""
+
+    def __init__(self) -> None:
+        super().__init__(TESSERACT_HINT)
+
+
+class ScreenTimeout(TimeoutError):
+    """Nothing matched in time; ``best_score`` is the closest any frame came (None: no frame)."""
+
+    def __init__(self, message: str, best_score: float | None) -> None:
+        super().__init__(message)
+        self.best_score = best_score
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """Where the template or text was found, in pixels of the captured frame."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+    score: float
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "found": True,
+            "x": self.x,
+            "y": self.y,
+            "w": self.w,
+            "h": self.h,
+            "score": round(self.score, 4),
+        }
+
+
+Region = tuple[int, int, int, int]
+
+
+def decode_png(data: bytes) -> Image:
+    """Decode a template (PNG, or anything OpenCV reads) into a BGR image."""
+    if not data:
+        raise ScreenError("template image is empty")
+    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if arr is None:
+        raise ScreenError("template is not a decodable image")
+    image: Image = np.ascontiguousarray(arr, dtype=np.uint8)
+    if float(image.std()) == 0.0:
+        # TM_CCOEFF_NORMED divides by the template's variance: a flat colour matches nothing.
+        raise ScreenError("template is one flat colour; cut one that includes some detail")
+    return image
+
+
+def _crop(image: Image, region: Region | None) -> tuple[Image, int, int]:
+    if region is None:
+        return image, 0, 0
+    x, y, w, h = region
+    height, width = image.shape[:2]
+    if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > width or y + h > height:
+        raise ScreenError(f"region {list(region)} is outside the {width}x{height} picture")
+    return image[y : y + h, x : x + w], x, y
+
+
+def match_template(image: Image, template: Image, region: Region | None = None) -> Match:
+    """Best TM_CCOEFF_NORMED match of *template* in *image* (optionally inside *region*)."""
+    area, ox, oy = _crop(image, region)
+    th, tw = template.shape[:2]
+    ah, aw = area.shape[:2]
+    if th > ah or tw > aw:
+        raise ScreenError(f"template {tw}x{th} is larger than the searched area {aw}x{ah}")
+    result = cv2.matchTemplate(area, template, cv2.TM_CCOEFF_NORMED)
+    # A flat patch of the screen gives 0/0 = NaN; it matches nothing.
+    np.nan_to_num(result, copy=False, nan=-1.0, posinf=-1.0, neginf=-1.0)
+    _, score, _, (x, y) = cv2.minMaxLoc(result)
+    return Match(ox + int(x), oy + int(y), tw, th, float(score))
+
+
+async def wait_for_image(
+    hub: FrameHub,
+    template: Image,
+    *,
+    timeout: float,
+    threshold: float = 0.9,
+    region: Region | None = None,
+) -> Match:
+    """Return the first match scoring at least *threshold*, checking each changed frame once."""
+    loop = asyncio.get_running_loop()
+    best: float | None = None
+
+    async def check(frame: Frame) -> Match | None:
+        nonlocal best
+        m = await loop.run_in_executor(None, match_template, frame.image, template, region)
+        best = m.score if best is None else max(best, m.score)
+        return m if m.score >= threshold else None
+
+    found = await _watch(hub, check, timeout)
+    if found is None:
+        score = "no frame arrived" if best is None else f"best score {best:.3f}"
+        raise ScreenTimeout(
+            f"timed out after {timeout:g} s waiting for the image ({score}, "
+            f"threshold {threshold:g})",
+            None if best is None else round(best, 4),
+        )
+    return found
+
+
+async def _watch(
+    hub: FrameHub,
+    check: Callable[[Frame], Awaitable[Match | None]],
+    timeout: float,
+) -> Match | None:
+    """Run *check* on the latest frame, then on every changed frame, until it matches."""
+    try:
+        async with asyncio.timeout(timeout):
+            seq = 0
+            while True:
+                frame = await hub.next_frame(seq, changed_only=seq > 0)
+                seq = frame.seq
+                found = await check(frame)
+                if found is not None:
+                    return found
+    except TimeoutError:
+        return None
+
+
+# ---------------------------------------------------------------------------- OCR
+def tesseract_path() -> str | None:
+    return shutil.which("tesseract")
+
+
+def prepare_for_ocr(image: Image, region: Region | None = None) -> tuple[bytes, int, int]:
+    """Grey, 2x, black text on white (tesseract's LSTM wants dark on light), PNG-encoded."""
+    area, ox, oy = _crop(image, region)
+    grey = cv2.cvtColor(area, cv2.COLOR_BGR2GRAY)
+    grey = cv2.resize(grey, None, fx=OCR_SCALE, fy=OCR_SCALE, interpolation=cv2.INTER_CUBIC)
+    _, binary = cv2.threshold(grey, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    if cv2.countNonZero(binary) < binary.size // 2:
+        binary = cv2.bitwise_not(binary)  # light text on a dark (BIOS blue) background
+    ok, png = cv2.imencode(".png", binary)
+    if not ok:
+        raise ScreenError("could not encode the picture for OCR")
+    return png.tobytes(), ox, oy
+
+
+@dataclass(frozen=True, slots=True)
+class Word:
+    text: str
+    x: int
+    y: int
+    w: int
+    h: int
+    conf: float
+    line: tuple[int, int, int]
+
+
+async def ocr_words(
+    image: Image, region: Region | None = None, timeout: float = 60.0
+) -> list[Word]:
+    """Words tesseract reads on *image*, with boxes in frame pixels."""
+    exe = tesseract_path()
+    if exe is None:
+        raise NoOcr()
+    loop = asyncio.get_running_loop()
+    png, ox, oy = await loop.run_in_executor(None, prepare_for_ocr, image, region)
+    proc = await asyncio.create_subprocess_exec(
+        exe,
+        "stdin",
+        "stdout",
+        "--psm",
+        "11",  # sparse text: BIOS screens are scattered labels, not paragraphs
+        "tsv",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "OMP_THREAD_LIMIT": "1"},  # one core: the appliance has few
+    )
+    try:
+        async with asyncio.timeout(timeout):
+            out, err = await proc.communicate(png)
+    finally:
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            with contextlib.suppress(Exception):
+                await proc.wait()
+    if proc.returncode != 0:
+        msg = err.decode(errors="replace").strip().splitlines()
+        raise ScreenError(f"tesseract failed: {msg[-1] if msg else proc.returncode}")
+    return parse_tsv(out.decode(errors="replace"), ox, oy, OCR_SCALE)
+
+
+def parse_tsv(tsv: str, ox: int = 0, oy: int = 0, scale: int = 1) -> list[Word]:
+    words: list[Word] = []
+    for row in csv.DictReader(io.StringIO(tsv), delimiter="\t", quoting=csv.QUOTE_NONE):
+        text = (row.get("text") or "").strip()
+        if row.get("level") != "5" or not text:
+            continue
+        try:
+            words.append(
+                Word(
+                    text=text,
+                    x=ox + int(row["left"]) // scale,
+                    y=oy + int(row["top"]) // scale,
+                    w=-(-int(row["width"]) // scale),
+                    h=-(-int(row["height"]) // scale),
+                    conf=float(row["conf"]),
+                    line=(int(row["block_num"]), int(row["par_num"]), int(row["line_num"])),
+                )
+            )
+        except (KeyError, ValueError):
+            continue
+    return words
+
+
+def _norm(s: str) -> str:
+    return re.sub(r"\s+", " ", s).strip().casefold()
+
+
+def find_text(words: list[Word], text: str) -> Match | None:
+    """Find *text* (case-insensitive, any whitespace) inside one line of OCR words."""
+    wanted = _norm(text)
+    if not wanted:
+        return None
+    lines: dict[tuple[int, int, int], list[Word]] = {}
+    for w in words:
+        lines.setdefault(w.line, []).append(w)
+    for line_words in lines.values():
+        joined = ""
+        spans: list[tuple[int, int, Word]] = []
+        for w in line_words:
+            if joined:
+                joined += " "
+            start = len(joined)
+            joined += w.text.casefold()
+            spans.append((start, len(joined), w))
+        pos = joined.find(wanted)
+        if pos < 0:
+            continue
+        end = pos + len(wanted)
+        hit = [w for s, e, w in spans if s < end and e > pos]
+        x0 = min(w.x for w in hit)
+        y0 = min(w.y for w in hit)
+        x1 = max(w.x + w.w for w in hit)
+        y1 = max(w.y + w.h for w in hit)
+        conf = sum(max(w.conf, 0.0) for w in hit) / len(hit) / 100
+        return Match(x0, y0, x1 - x0, y1 - y0, conf)
+    return None
+
+
+def similarity(words: list[Word], text: str) -> float:
+    """How close the screen came to *text*: the best fraction of its words seen in order on a
+    line (for the timeout message, so "0.67" tells the user OCR read two words of three)."""
+    wanted = _norm(text).split(" ")
+    if not wanted or not words:
+        return 0.0
+    seen = {_norm(w.text) for w in words}
+    return round(sum(1 for w in wanted if w in seen) / len(wanted), 4)
+
+
+async def wait_for_text(
+    hub: FrameHub, text: str, *, timeout: float, region: Region | None = None
+) -> Match:
+    """Return where OCR first reads *text*, checking each changed frame once."""
+    if tesseract_path() is None:
+        raise NoOcr()
+    if not _norm(text):
+        raise ScreenError("text to wait for is empty")
+    best: float | None = None
+
+    async def check(frame: Frame) -> Match | None:
+        nonlocal best
+        words = await ocr_words(frame.image, region)
+        found = find_text(words, text)
+        score = similarity(words, text)
+        best = score if best is None else max(best, score)
+        return found
+
+    found = await _watch(hub, check, timeout)
+    if found is None:
+        seen = "no frame arrived" if best is None else f"best word overlap {best:.2f}"
+        raise ScreenTimeout(
+            f"timed out after {timeout:g} s waiting for the text {text!r} ({seen})", best
+        )
+    return found

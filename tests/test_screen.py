@@ -1,0 +1,139 @@
+"""Screen matching on a real FrameHub: template matching finds where a picture is, waits check
+only changed frames and time out with the best score; OCR (real tesseract) reads rendered text."""
+
+from __future__ import annotations
+
+import asyncio
+
+import cv2
+import numpy as np
+import pytest
+
+from appliance import screen
+from capture.frame import Image
+from capture.hub import FrameHub
+
+needs_tesseract = pytest.mark.skipif(
+    screen.tesseract_path() is None,
+    reason="tesseract is not installed (apt-get install tesseract-ocr; make test does it)",
+)
+
+
+def blue_screen(w: int = 640, h: int = 360) -> Image:
+    img = np.zeros((h, w, 3), np.uint8)
+    img[:] = (170, 0, 0)  # BIOS blue (BGR)
+    return img
+
+
+def with_text(img: Image, text: str, at: tuple[int, int], scale: float = 1.0) -> Image:
+    out = img.copy()
+    cv2.putText(out, text, at, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 2, cv2.LINE_AA)
+    return out
+
+
+def test_match_finds_the_template_where_it_is() -> None:
+    img = with_text(blue_screen(), "Boot Menu", (300, 200))
+    tpl = img[170:215, 290:460].copy()
+    m = screen.match_template(img, tpl)
+    assert (m.x, m.y, m.w, m.h) == (290, 170, 170, 45)
+    assert m.score > 0.99
+    # In a region that excludes it, the best score is poor.
+    far = screen.match_template(img, tpl, region=(0, 0, 280, 160))
+    assert far.score < 0.5
+    assert far.x + far.w <= 280
+
+
+def test_bad_templates_and_regions() -> None:
+    with pytest.raises(screen.ScreenError, match="decodable"):
+        screen.decode_png(b"not an image")
+    ok, flat = cv2.imencode(".png", np.full((10, 10, 3), 9, np.uint8))
+    assert ok
+    with pytest.raises(screen.ScreenError, match="flat colour"):
+        screen.decode_png(flat.tobytes())
+    img = blue_screen()
+    with pytest.raises(screen.ScreenError, match="outside"):
+        screen.match_template(img, img[0:10, 0:10], region=(600, 300, 100, 100))
+    with pytest.raises(screen.ScreenError, match="larger"):
+        screen.match_template(img, img, region=(0, 0, 100, 100))
+
+
+async def test_wait_matches_on_a_later_changed_frame() -> None:
+    hub = FrameHub()
+    before = blue_screen()
+    after = with_text(before, "Setup", (100, 100))
+    tpl = after[60:115, 90:220].copy()
+    hub.publish(before)
+    waiter = asyncio.create_task(screen.wait_for_image(hub, tpl, timeout=5))
+    await asyncio.sleep(0.05)
+    assert not waiter.done()  # the current frame does not match
+    hub.publish(before)  # unchanged: must not count
+    await asyncio.sleep(0.05)
+    assert not waiter.done()
+    hub.publish(after)
+    m = await waiter
+    assert (m.x, m.y) == (90, 60)
+    assert m.as_dict()["found"] is True
+
+
+async def test_wait_times_out_with_best_score() -> None:
+    hub = FrameHub()
+    hub.publish(with_text(blue_screen(), "Main", (50, 50)))
+    tpl = with_text(blue_screen(), "Exit", (50, 50))[20:65, 40:140].copy()
+    with pytest.raises(screen.ScreenTimeout) as info:
+        await screen.wait_for_image(hub, tpl, timeout=0.3)
+    assert info.value.best_score is not None
+    assert info.value.best_score < 0.9
+    assert "timed out after 0.3 s" in str(info.value)
+
+
+async def test_wait_with_no_frame_says_so() -> None:
+    with pytest.raises(screen.ScreenTimeout, match="no frame arrived") as info:
+        await screen.wait_for_image(FrameHub(), blue_screen()[:5, :5], timeout=0.1)
+    assert info.value.best_score is None
+
+
+def test_find_text_in_tsv_words() -> None:
+    tsv = (
+        "level\tpage_num\tblock_num\tpar_num\tline_num\tword_num\tleft\ttop\twidth\theight\tconf\ttext\n"
+        "5\t1\t1\t1\t1\t1\t20\t40\t60\t20\t95\tipkvm\n"
+        "5\t1\t1\t1\t1\t2\t90\t40\t60\t20\t91\tSetup\n"
+        "5\t1\t1\t1\t1\t3\t160\t40\t80\t20\t89\tUtility\n"
+        "5\t1\t2\t1\t1\t1\t20\t200\t40\t20\t90\tExit\n"
+    )
+    words = screen.parse_tsv(tsv, ox=10, oy=5, scale=2)
+    m = screen.find_text(words, "setup   UTILITY")
+    assert m is not None
+    assert (m.x, m.y, m.w, m.h) == (10 + 45, 5 + 20, 75, 10)
+    assert screen.find_text(words, "Setup Exit") is None  # different lines
+    assert screen.similarity(words, "Setup Exit") == 1.0
+    assert screen.similarity(words, "Boot Menu") == 0.0
+
+
+@needs_tesseract
+async def test_ocr_reads_rendered_text() -> None:
+    img = with_text(blue_screen(960, 360), "Press F2 to enter Setup", (60, 200), 1.2)
+    words = await screen.ocr_words(img)
+    m = screen.find_text(words, "enter Setup")
+    assert m is not None, [w.text for w in words]
+    # The box is where the text was drawn (baseline y=200, about 30 px tall).
+    assert 150 < m.y < 200 < m.y + m.h + 10
+    assert m.x > 200
+
+
+@needs_tesseract
+async def test_wait_for_text_on_a_hub() -> None:
+    hub = FrameHub()
+    hub.publish(blue_screen(960, 360))
+    waiter = asyncio.create_task(screen.wait_for_text(hub, "Boot Menu", timeout=30))
+    await asyncio.sleep(0.1)
+    hub.publish(with_text(blue_screen(960, 360), "Boot Menu", (100, 120), 1.2))
+    m = await waiter
+    assert 80 <= m.x <= 110
+
+
+async def test_wait_for_text_without_tesseract_says_how_to_get_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(screen.NoOcr, match="apt-get install tesseract-ocr"):
+        await screen.wait_for_text(FrameHub(), "x", timeout=1)
