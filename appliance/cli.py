@@ -21,6 +21,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "passwd": ("appliance.passwd_cli", "set the admin password"),
     "token": ("appliance.token_cli", "create, list or revoke API tokens"),
     "gadget": ("hid.gadget_cli", "set up, tear down or show the USB HID gadget (configfs)"),
+    # One module serves these client commands; it reads the name from the subparser's prog.
+    "type": ("appliance.client_cli", "type text on the target (TEXT, or - for stdin)"),
+    "key": ("appliance.client_cli", "press key combinations: ctrl+alt+delete, f2, enter"),
+    "snapshot": ("appliance.client_cli", "save the target's screen as PNG or JPEG"),
+    "run": ("appliance.client_cli", "run a DuckyScript on the target"),
+    "wait-for": ("appliance.client_cli", "wait until an image or text is on the screen"),
+    "state": ("appliance.client_cli", "print the appliance state as JSON"),
 }
 
 
