@@ -8,7 +8,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from appliance import api_demo, api_hid, api_video, api_ws
+from appliance import api_demo, api_hid, api_scripts, api_video, api_ws
 from appliance.httpjson import json_response
 from appliance.runtime import APPLIANCE, Appliance
 
@@ -71,6 +71,7 @@ def create_app(
     app.add_routes(api_hid.routes)
     app.add_routes(api_video.routes)
     app.add_routes(api_ws.routes)
+    app.add_routes(api_scripts.routes)
     if appliance.demo is not None:
         app.add_routes(api_demo.routes)
     if WEB_DIR.is_dir():
