@@ -25,7 +25,6 @@ class Decoder:
         self.ctx = av.CodecContext.create("h264", "r")
 
     def decode(self, data: bytes) -> list[Image]:
-        out = []
         # One access unit per packet, as a WebCodecs or RTP viewer gets them (a parser would
         # hold each one back until the next start code arrives).
         return [f.to_ndarray(format="bgr24") for f in self.ctx.decode(av.Packet(data))]
