@@ -85,6 +85,9 @@ class OtgOutput(HidOutput):
         *,
         led_path: Path | str | None = None,
         write_timeout: float = 1.0,
+        udc_state: Path | str | None = "auto",
+        udc_dir: Path = Path("/sys/class/udc"),
+        state_interval: float = 1.0,
     ) -> None:
         super().__init__()
         self.devices: dict[ReportKind, _Device] = {
@@ -100,6 +103,12 @@ class OtgOutput(HidOutput):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._stall_listeners: list[Callable[[Path], None]] = []
+        self._udc_state_arg = udc_state
+        self._udc_dir = udc_dir
+        self._state_interval = state_interval
+        self.udc_state_path: Path | None = None
+        self.udc_state: str | None = None
+        self._state_task: asyncio.Task[None] | None = None
 
     def on_stall(self, listener: Callable[[Path], None]) -> None:
         """Call *listener(device path)* whenever a report has to wait because the host has not
@@ -115,12 +124,59 @@ class OtgOutput(HidOutput):
             with contextlib.suppress(TargetOffline, OutputError):
                 self._ensure_open(dev)
         self._ensure_leds()
+        self.udc_state_path = self._find_udc_state()
+        if self.udc_state_path is not None and self._state_task is None:
+            self._state_task = asyncio.create_task(self._watch_udc(), name="otg-udc-state")
 
     async def close(self) -> None:
         self._closed = True
+        if self._state_task is not None:
+            self._state_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._state_task
+            self._state_task = None
         for dev in self.devices.values():
             self._drop(dev)
         self._drop_leds()
+
+    # ------------------------------------------------------------------ USB host state
+    def _find_udc_state(self) -> Path | None:
+        """``udc_state="auto"``: watch the UDC's state only for a real hidg keyboard and when
+        exactly one UDC exists (a board has one OTG port); a path: watch that file."""
+        arg = self._udc_state_arg
+        if arg is None:
+            return None
+        if arg != "auto":
+            return Path(arg)
+        try:
+            if not stat.S_ISCHR(os.stat(self.devices[ReportKind.KEYBOARD].path).st_mode):
+                return None
+            udcs = list(self._udc_dir.iterdir())
+        except OSError:
+            return None
+        return udcs[0] / "state" if len(udcs) == 1 else None
+
+    async def _watch_udc(self) -> None:
+        """Tell the controller when the USB host comes and goes, between key presses.
+
+        The state file is re-read every ``state_interval`` (sysfs signals changes only with
+        POLLPRI, which the event loop cannot wait for). "configured" = a host enumerated us;
+        "not attached", "powered", "default", "addressed" = no usable host. "suspended" is left
+        alone: a write wakes the host (wakeup_on_write).
+        """
+        assert self.udc_state_path is not None
+        while True:
+            try:
+                state: str | None = self.udc_state_path.read_text().strip()
+            except OSError:
+                state = None
+            if state != self.udc_state:
+                self.udc_state = state
+                if state == "configured":
+                    self._set_online(True)
+                elif state != "suspended":
+                    self._set_online(False, f"USB host: {state or 'UDC gone'}")
+            await asyncio.sleep(self._state_interval)
 
     # ------------------------------------------------------------------ writing
     async def write(self, report: Report) -> None:

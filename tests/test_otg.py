@@ -392,3 +392,57 @@ async def test_duplex_device_gone_is_offline(tmp_path: Path, pty_pair: tuple[int
         await changed.wait()
     assert ctl.online is False and ctl.queued == 1
     await ctl.close(timeout=0.05)
+
+
+async def test_usb_host_state_reported_between_writes(tmp_path: Path) -> None:
+    """The UDC's state file says when a host enumerates us or goes away, with no key pressed."""
+    state = tmp_path / "udc" / "state"
+    state.parent.mkdir()
+    state.write_text("not attached\n")
+    os.mkfifo(tmp_path / "hidg0")
+    out = OtgOutput(
+        tmp_path / "hidg0",
+        tmp_path / "hidg1",
+        tmp_path / "hidg2",
+        udc_state=state,
+        state_interval=0.01,
+    )
+    ctl = HidController(out, retry_interval=0.01, discard_after=30)
+    changes: list[tuple[bool | None, str | None]] = []
+    changed = asyncio.Event()
+
+    def seen(what: str) -> None:
+        if what == "online":
+            changes.append((ctl.online, ctl.last_error))
+            changed.set()
+
+    ctl.subscribe(seen)
+    await ctl.start()
+    async with asyncio.timeout(5):
+        await changed.wait()
+    assert changes == [(False, "USB host: not attached")]
+    changed.clear()
+    state.write_text("configured\n")
+    async with asyncio.timeout(5):
+        await changed.wait()
+    assert changes[-1] == (True, None)
+    changed.clear()
+    changes.clear()
+    state.write_text("suspended\n")  # a write would wake the host: still online
+    state.write_text("not attached\n")
+    async with asyncio.timeout(5):
+        await changed.wait()
+    assert changes == [(False, "USB host: not attached")]
+    assert out.udc_state == "not attached"
+    await ctl.close(timeout=0.05)
+
+
+async def test_udc_state_auto_only_for_real_hidg(tmp_path: Path) -> None:
+    (tmp_path / "udc" / "dummy_udc.0").mkdir(parents=True)
+    os.mkfifo(tmp_path / "hidg0")
+    out = OtgOutput(
+        tmp_path / "hidg0", tmp_path / "hidg1", tmp_path / "hidg2", udc_dir=tmp_path / "udc"
+    )
+    await out.open()
+    assert out.udc_state_path is None  # a FIFO is not a gadget: nothing to watch
+    await out.close()
