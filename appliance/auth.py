@@ -14,7 +14,6 @@ Standard library only: the small CLI commands import this module.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import fcntl
@@ -30,11 +29,13 @@ import time
 import unicodedata
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
 
 ADMIN_USER = "admin"
 MIN_PASSWORD_LENGTH = 8
@@ -59,6 +60,8 @@ _scrypt_pool: ThreadPoolExecutor | None = None
 def _pool() -> ThreadPoolExecutor:
     global _scrypt_pool
     if _scrypt_pool is None:
+        from concurrent.futures import ThreadPoolExecutor
+
         _scrypt_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ipkvm-scrypt")
     return _scrypt_pool
 
@@ -347,6 +350,8 @@ class AuthStore:
 
     async def verify_password_async(self, user: str, password: str) -> bool:
         """:meth:`verify_password` in the scrypt thread pool: the event loop never waits."""
+        import asyncio  # not at top level: the small CLI commands import this module
+
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(_pool(), self.verify_password, user, password)
 

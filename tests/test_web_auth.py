@@ -376,3 +376,52 @@ async def test_https_with_generated_certificate(tmp_path: Path) -> None:
                     pass
     finally:
         await runner.cleanup()
+
+
+async def test_basic_failures_are_throttled_and_parallel_guesses_do_not_slip_through(
+    tmp_path: Path, make_client: ClientFactory
+) -> None:
+    clock = FakeClock()
+    client = await make_client(store_with_password(tmp_path), throttle=LoginThrottle(clock=clock))
+    for _ in range(3):
+        assert (await client.get("/api/private", headers=basic_auth("guess-1234"))).status == 401
+    resp = await client.get("/api/private", headers=basic_auth(PASSWORD))
+    assert resp.status == 429 and resp.headers["Retry-After"] == "1"
+    clock.advance(1)
+    assert (await client.get("/api/private", headers=basic_auth(PASSWORD))).status == 200
+
+    # ten guesses at once: only the free three are checked, the rest wait
+    async def guess(i: int) -> int:
+        resp = await client.post(
+            "/api/auth/login", json={"user": "admin", "password": f"guess-{i:04}"}
+        )
+        return resp.status
+
+    statuses = await asyncio.gather(*(guess(i) for i in range(10)))
+    assert sorted(statuses) == [401] * 3 + [429] * 7
+
+
+async def test_token_cli_uses_env_state_dir_and_passwd_needs_a_terminal(tmp_path: Path) -> None:
+    import os
+
+    state = tmp_path / "from-env"
+    env = {**os.environ, "IPKVM_STATE_DIR": str(state)}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "appliance",
+        "token",
+        "create",
+        "env-token",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=ROOT,
+        env=env,
+    )
+    async with asyncio.timeout(60):
+        out, _ = await proc.communicate()
+    assert proc.returncode == 0
+    assert AuthStore(state).verify_token(out.decode().strip()) == "env-token"
+    code, _, err = await cli("passwd", "--state-dir", str(state), stdin=b"password-123\n")
+    assert code == 1 and "--stdin" in err  # a pipe is not a terminal: no silent read
+    assert not AuthStore(state).has_password()
