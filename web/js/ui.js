@@ -124,7 +124,7 @@ export class Ui {
   fullscreenChanged() {
     const full = Boolean(document.fullscreenElement);
     document.body.classList.toggle("fullscreen", full);
-    this.$("fullscreen-btn").textContent = full ? "⛶ Exit fullscreen" : "⛶ Fullscreen";
+    this.$("fullscreen-btn").textContent = full ? "Exit fullscreen" : "Fullscreen";
     const kb = navigator.keyboard;
     if (full && kb && kb.lock) kb.lock().catch(() => {});
     else if (!full && kb && kb.unlock) kb.unlock();
@@ -136,17 +136,23 @@ export class Ui {
     this.state = state;
     const hid = state.hid || {};
     const pill = this.$("hid-status");
-    pill.textContent = hid.online ? "HID online" : "HID offline";
-    pill.dataset.kind = hid.online ? "ok" : "bad";
-    pill.title = hid.error ? `HID: ${hid.error}` : `Keyboard/mouse output: ${hid.output || "?"}`;
+    // online is null until the first report was written: the link state is not known yet.
+    const online = hid.online === true ? "online" : hid.online === false ? "offline" : "idle";
+    pill.textContent = `HID ${online}`;
+    pill.dataset.kind = { online: "ok", offline: "bad", idle: "" }[online];
+    pill.title = hid.error
+      ? `HID: ${hid.error}`
+      : online === "idle"
+        ? "Nothing sent to the target yet: the link state shows after the first key or move"
+        : `Keyboard/mouse output: ${hid.output || "?"}`;
     const leds = hid.leds || {};
     for (const name of ["num", "caps", "scroll"]) {
       const led = this.$(`led-${name}`);
       led.classList.toggle("on", Boolean(leds[name]));
       led.setAttribute("aria-label", `${led.title} ${leds[name] ? "on" : "off"}`);
     }
-    const mode = hid.mouse_mode === "relative" ? "Relative" : "Absolute";
-    this.$("mouse-btn").textContent = `🖱 ${mode}`;
+    const mode = hid.mouse_mode === "relative" ? "relative" : "absolute";
+    this.$("mouse-btn").textContent = `Mouse: ${mode}`;
     this.$("mouse-btn").setAttribute("aria-label", `Mouse mode: ${mode}. Press to switch.`);
     this.videoStatus = (state.video && state.video.status) || "ok";
     // Optional devices: shown only when the appliance reports them.

@@ -1,0 +1,237 @@
+"""Browser tests: a real ``ipkvm serve --target demo`` process driven by Debian's Chromium.
+
+Each server runs on a free loopback port with its own state directory; the admin password is
+read from the banner it prints on first start. Pages collect console errors and uncaught
+exceptions, and a test fails if any appear that it did not expect.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "artifacts"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+PASSWORD_LINE = re.compile(r"^\s*password:\s*(\S+)\s*$")
+START_TIMEOUT = 30.0
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test here needs Chromium: mark them, and skip them clearly when it is missing."""
+    here = Path(__file__).parent
+    skip = pytest.mark.skip(reason=f"{CHROMIUM} not found (apt-get install chromium)")
+    for item in items:
+        if Path(str(item.fspath)).parent == here:
+            item.add_marker(pytest.mark.browser)
+            if not CHROMIUM.exists():
+                item.add_marker(skip)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    """One running appliance process."""
+
+    url: str
+    password: str
+    process: subprocess.Popen[str]
+    output: list[str] = field(default_factory=list)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+
+
+def start_server(state_dir: Path, config: str | None = None) -> Server:
+    port = free_port()
+    cmd = [
+        sys.executable,
+        "-m",
+        "appliance",
+        "serve",
+        "--target",
+        "demo",
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--state-dir",
+        str(state_dir),
+    ]
+    if config is not None:
+        cfg = state_dir.parent / f"{state_dir.name}.toml"
+        cfg.write_text(config)
+        cmd += ["--config", str(cfg)]
+    process = subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    server = Server(url=f"http://127.0.0.1:{port}", password="", process=process)
+    found = threading.Event()
+
+    def drain() -> None:
+        # Keep reading so the server never blocks on a full pipe; remember the password.
+        assert process.stdout is not None
+        for line in process.stdout:
+            server.output.append(line.rstrip("\n"))
+            match = PASSWORD_LINE.match(line)
+            if match and not server.password and "-" in match.group(1):
+                server.password = match.group(1)
+                found.set()
+        found.set()  # process ended
+
+    threading.Thread(target=drain, daemon=True).start()
+    deadline = time.monotonic() + START_TIMEOUT
+    found.wait(START_TIMEOUT)
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            with urllib.request.urlopen(f"{server.url}/api/health", timeout=1) as r:
+                if r.status == 200:
+                    break
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.1)
+    if process.poll() is not None or not server.password:
+        server.stop()
+        pytest.fail("appliance did not start:\n" + "\n".join(server.output[-40:]))
+    return server
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A demo appliance with the default (US) layout."""
+    srv = start_server(tmp_path_factory.mktemp("state"))
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def de_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A demo appliance whose simulated host uses a German keyboard layout."""
+    srv = start_server(tmp_path_factory.mktemp("state-de"), config='[demo]\nlayout = "de"\n')
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} not found (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@dataclass
+class Console:
+    """A browser page on one server, with the errors it logged."""
+
+    page: Any
+    server: Server
+    errors: list[str]
+    allowed: list[re.Pattern[str]]
+
+    def allow(self, pattern: str) -> None:
+        """Accept console errors matching *pattern* (e.g. the 401 of a wrong password)."""
+        self.allowed.append(re.compile(pattern))
+
+    def unexpected_errors(self) -> list[str]:
+        return [e for e in self.errors if not any(a.search(e) for a in self.allowed)]
+
+    def login(self) -> None:
+        page = self.page
+        page.goto(f"{self.server.url}/login")
+        page.fill("#password", self.server.password)
+        page.press("#password", "Enter")
+        page.wait_for_url(f"{self.server.url}/")
+        page.wait_for_function("document.activeElement && document.activeElement.id === 'capture'")
+
+    def api(self, method: str, path: str, data: Any = None) -> Any:
+        """Call the API with the page's own session cookie."""
+        req = self.page.request
+        url = f"{self.server.url}{path}"
+        response = req.get(url) if method == "GET" else req.fetch(url, method=method, data=data)
+        assert response.ok, f"{method} {path}: {response.status} {response.text()}"
+        return response.json()
+
+    def wait_for(self, what: str, check: Callable[[], Any], timeout: float = 5.0) -> Any:
+        """Poll *check* (server state seen over HTTP) until it is truthy; fail with *what*."""
+        deadline = time.monotonic() + timeout
+        last: Any = None
+        while time.monotonic() < deadline:
+            last = check()
+            if last:
+                return last
+            self.page.wait_for_timeout(50)
+        pytest.fail(f"timed out waiting for {what} (last: {last!r})")
+
+
+def _open(browser: Any, server: Server, viewport: dict[str, int]) -> Iterator[Console]:
+    context = browser.new_context(viewport=viewport, accept_downloads=True)
+    page = context.new_page()
+    console = Console(page=page, server=server, errors=[], allowed=[])
+    page.on(
+        "console",
+        lambda msg: console.errors.append(f"console: {msg.text}") if msg.type == "error" else None,
+    )
+    page.on("pageerror", lambda exc: console.errors.append(f"pageerror: {exc}"))
+    yield console
+    context.close()
+    assert console.unexpected_errors() == [], "errors in the browser console"
+
+
+@pytest.fixture
+def console(browser: Any, server: Server) -> Iterator[Console]:
+    yield from _open(browser, server, {"width": 1280, "height": 720})
+
+
+@pytest.fixture
+def de_console(browser: Any, de_server: Server) -> Iterator[Console]:
+    yield from _open(browser, de_server, {"width": 1280, "height": 720})
+
+
+@pytest.fixture
+def phone_console(browser: Any, server: Server) -> Iterator[Console]:
+    yield from _open(browser, server, {"width": 390, "height": 844})
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS

@@ -1,0 +1,254 @@
+"""The browser console against a real demo appliance, as a user would use it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.browser.conftest import Console
+
+pytestmark = pytest.mark.browser
+
+# Backspace presses that empty the demo's Asset Tag field (it holds at most 32 characters).
+CLEAR_FIELD = " ".join(["backspace"] * 34)
+
+
+def demo(c: Console) -> dict[str, Any]:
+    state: dict[str, Any] = c.api("GET", "/api/demo/state")
+    return state
+
+
+def state(c: Console) -> dict[str, Any]:
+    s: dict[str, Any] = c.api("GET", "/api/state")
+    return s
+
+
+def clear_field(c: Console) -> None:
+    c.api("POST", "/api/hid/keys", {"keys": CLEAR_FIELD})
+    c.wait_for("an empty Asset Tag", lambda: demo(c)["text"] == "")
+
+
+def test_root_redirects_to_login_when_signed_out(console: Console) -> None:
+    console.page.goto(f"{console.server.url}/")
+    console.page.wait_for_url("**/login")
+    assert console.page.locator("#user").input_value() == "admin"
+
+
+def test_wrong_password_shows_error_then_right_one_opens_console(console: Console) -> None:
+    page = console.page
+    console.allow(r"401")  # the refused login request is logged by Chromium
+    page.goto(f"{console.server.url}/login")
+    assert page.evaluate("document.activeElement.id") == "password"
+    page.fill("#password", "not-the-password")
+    page.press("#password", "Enter")
+    error = page.locator("#login-error")
+    error.wait_for(state="visible")
+    assert "wrong user or password" in error.inner_text().lower()
+    assert page.url.endswith("/login")
+    page.fill("#password", console.server.password)
+    page.click("#login-submit")
+    page.wait_for_url(f"{console.server.url}/")
+    page.wait_for_function("document.activeElement?.id === 'capture'")
+    page.locator("#hid-status", has_text="HID").wait_for()
+    assert "offline" not in page.locator("#hid-status").inner_text()
+
+
+def test_logout_returns_to_login(console: Console) -> None:
+    console.login()
+    console.page.click("#logout-btn")
+    console.page.wait_for_url("**/login")
+    console.page.goto(f"{console.server.url}/")
+    console.page.wait_for_url("**/login")  # the session is really gone
+
+
+def test_video_shows_frames_with_the_right_aspect(console: Console, artifacts: Path) -> None:
+    console.login()
+    page = console.page
+    page.wait_for_function("document.querySelector('#video-box img')?.naturalWidth > 0")
+    size = page.evaluate(
+        "(() => { const i = document.querySelector('#video-box img');"
+        " return [i.naturalWidth, i.naturalHeight]; })()"
+    )
+    video = state(console)["video"]
+    assert size == [video["width"], video["height"]]
+    page.locator("#stats", has_text="fps").wait_for()
+    page.locator("#stats", has_text="RTT").wait_for()
+    page.wait_for_function("/RTT \\d+ ms/.test(document.getElementById('stats').textContent)")
+    assert page.locator("#banner").is_hidden()
+    page.screenshot(path=str(artifacts / "console.png"))
+
+
+def test_typed_keys_reach_the_target_including_shift(console: Console) -> None:
+    console.login()
+    clear_field(console)
+    page = console.page
+    page.keyboard.type("hello world 42")
+    page.keyboard.press("Shift+KeyH")
+    page.keyboard.press("Shift+Digit1")  # "!" on the US layout
+    page.keyboard.down("Shift")
+    page.keyboard.type("ok")
+    page.keyboard.up("Shift")
+    expected = "hello world 42H!OK"
+    console.wait_for(f"{expected!r} in the demo", lambda: demo(console)["text"] == expected)
+    assert state(console)["hid"]["keys_held"] == []
+
+
+def test_held_key_is_released_when_the_window_loses_focus(console: Console) -> None:
+    console.login()
+    page = console.page
+    page.keyboard.down("Control")
+    console.wait_for(
+        "ControlLeft held", lambda: "ControlLeft" in state(console)["hid"]["keys_held"]
+    )
+    page.evaluate("window.dispatchEvent(new Event('blur'))")
+    console.wait_for("no key held", lambda: state(console)["hid"]["keys_held"] == [])
+    page.keyboard.up("Control")
+
+
+def test_reload_while_a_key_is_held_leaves_no_stuck_key(console: Console) -> None:
+    console.login()
+    page = console.page
+    page.keyboard.down("Shift")
+    console.wait_for("ShiftLeft held", lambda: "ShiftLeft" in state(console)["hid"]["keys_held"])
+    page.reload()
+    console.wait_for("no key held", lambda: state(console)["hid"]["keys_held"] == [])
+    page.keyboard.up("Shift")
+
+
+def test_caps_lock_led_follows_the_target(console: Console) -> None:
+    console.login()
+    page = console.page
+    led = page.locator("#led-caps")
+    was_on = "on" in (led.get_attribute("class") or "")
+    page.keyboard.press("CapsLock")
+    console.wait_for("caps LED toggled", lambda: state(console)["hid"]["leds"]["caps"] != was_on)
+    lit = "true" if not was_on else "false"
+    page.wait_for_function(
+        f"document.getElementById('led-caps').classList.contains('on') === {lit}"
+    )
+    page.keyboard.press("CapsLock")
+    console.wait_for("caps LED back", lambda: state(console)["hid"]["leds"]["caps"] == was_on)
+
+
+def test_paste_german_text_with_de_layout(de_console: Console) -> None:
+    c = de_console
+    c.login()
+    clear_field(c)
+    page = c.page
+    page.click("#paste-btn")
+    page.locator("#paste-layout option[value='de']").wait_for(state="attached")
+    page.select_option("#paste-layout", "de")
+    page.fill("#paste-text", "Grüße aus München")
+    page.click("#paste-send")
+    page.locator("#paste-result", has_text="Typed 17 characters").wait_for(timeout=15000)
+    assert page.locator("#paste-untypable").is_hidden()
+    assert page.evaluate("document.getElementById('paste-progress').value") == 1
+    assert demo(c)["text"] == "Grüße aus München"
+
+
+def test_paste_reports_untypable_characters(console: Console) -> None:
+    console.login()
+    clear_field(console)
+    page = console.page
+    page.click("#paste-btn")
+    page.locator("#paste-layout option[value='us']").wait_for(state="attached")
+    page.select_option("#paste-layout", "us")
+    page.fill("#paste-text", "Preis: 5 €")
+    page.click("#paste-send")
+    page.locator("#paste-result", has_text="could not be typed").wait_for(timeout=15000)
+    items = page.locator("#paste-untypable li").all_inner_texts()
+    assert len(items) == 1 and "€" in items[0] and "U+20AC" in items[0]
+    assert demo(console)["text"] == "Preis: 5 "
+
+
+def test_absolute_mouse_maps_the_picture_not_the_letterbox(console: Console) -> None:
+    console.login()
+    page = console.page
+    page.wait_for_function("document.querySelector('#video-box img')?.naturalWidth > 0")
+    box = page.evaluate(
+        "(() => { const r = document.getElementById('capture').getBoundingClientRect();"
+        " return [r.left, r.top, r.width, r.height]; })()"
+    )
+    left, top, width, height = box
+    d = demo(console)
+    w, h = d["width"], d["height"]
+    scale = min(width / w, height / h)
+    pic_left = left + (width - w * scale) / 2
+    pic_top = top + (height - h * scale) / 2
+    # A quarter of the way into the picture, then deep inside the left letterbox bar.
+    page.mouse.move(pic_left + w * scale / 4, pic_top + h * scale / 4)
+    console.wait_for(
+        "pointer at a quarter of the screen",
+        lambda: (
+            abs(demo(console)["pointer"]["x"] - w / 4) <= 3
+            and abs(demo(console)["pointer"]["y"] - h / 4) <= 3
+        ),
+    )
+    if pic_left - left > 10:
+        page.mouse.move(left + 2, pic_top + h * scale / 2)
+        console.wait_for("pointer at the left edge", lambda: demo(console)["pointer"]["x"] == 0)
+
+
+def test_relative_mouse_mode_moves_the_pointer(console: Console) -> None:
+    console.login()
+    page = console.page
+    page.click("#mouse-btn")
+    console.wait_for("relative mode", lambda: state(console)["hid"]["mouse_mode"] == "relative")
+    page.locator("#mouse-btn", has_text="relative").wait_for()
+    before = demo(console)["pointer"]
+    page.mouse.move(400, 300)
+    page.mouse.move(500, 360, steps=10)
+    console.wait_for("the pointer to move", lambda: demo(console)["pointer"] != before)
+    after = demo(console)["pointer"]
+    assert after["x"] > before["x"]
+    page.click("#mouse-btn")
+    console.wait_for("absolute mode", lambda: state(console)["hid"]["mouse_mode"] == "absolute")
+
+
+def test_special_keys_menu_works_with_the_keyboard_only(console: Console) -> None:
+    console.login()
+    clear_field(console)
+    page = console.page
+    page.keyboard.type("x")
+    console.wait_for("editing the Asset Tag", lambda: demo(console)["editing"])
+    # Leave the capture area with the documented chord, then drive the menu with keys.
+    page.keyboard.press("Control+Alt+Shift+KeyM")
+    assert page.evaluate("document.activeElement.id") == "keys-btn"
+    page.keyboard.press("ArrowDown")
+    assert page.evaluate("document.activeElement.getAttribute('role')") == "menuitem"
+    page.keyboard.press("End")
+    for _ in range(20):
+        if page.evaluate("document.activeElement.textContent") == "Esc":
+            break
+        page.keyboard.press("ArrowUp")
+    assert page.evaluate("document.activeElement.textContent") == "Esc"
+    page.keyboard.press("Enter")
+    console.wait_for("editing ended by Esc", lambda: not demo(console)["editing"])
+    assert page.locator("#keys-menu").is_hidden()
+    assert page.evaluate("document.activeElement.id") == "keys-btn"
+    assert demo(console)["text"] == "x"
+
+
+def test_target_power_off_shows_target_off(console: Console) -> None:
+    console.login()
+    page = console.page
+    try:
+        console.api("POST", "/api/demo/power", {"on": False})
+        page.locator("#video-message", has_text="Target off").wait_for(timeout=10000)
+    finally:
+        console.api("POST", "/api/demo/power", {"on": True})
+    page.locator("#video-message").wait_for(state="hidden", timeout=10000)
+
+
+def test_phone_width_collapses_the_toolbar(phone_console: Console, artifacts: Path) -> None:
+    c = phone_console
+    c.login()
+    page = c.page
+    assert page.locator("#tb-toggle").is_visible()
+    assert page.locator("#paste-btn").is_hidden()
+    page.click("#tb-toggle")
+    assert page.locator("#paste-btn").is_visible()
+    page.wait_for_function("document.querySelector('#video-box img')?.naturalWidth > 0")
+    page.screenshot(path=str(artifacts / "console-phone.png"))
