@@ -87,6 +87,7 @@ class DemoMachine:
         self._buttons = 0
         self._led_callbacks: list[LedCallback] = []
         self.reports = 0  # reports accepted, for statistics
+        self.malformed = 0  # reports of the wrong length, ignored like a host would
         self.frames = 0  # stamped frames rendered (the stamp's counter)
         # Render state: _version counts visible changes other than the pointer.
         self._lock = threading.Lock()
@@ -146,6 +147,9 @@ class DemoMachine:
             return False
         self.reports += 1
         if report.kind is ReportKind.KEYBOARD:
+            if len(report.data) != 8:
+                self.malformed += 1  # a real host drops what its descriptor does not describe
+                return True
             leds_before = self._keyboard.leds
             with self._lock:
                 events = self._keyboard.feed(report.data)
@@ -159,16 +163,20 @@ class DemoMachine:
                 self._leds_changed()
         elif report.kind is ReportKind.MOUSE_ABS:
             d = report.data
-            if len(d) >= 5:
-                x = pixel_for_abs(d[1] | d[2] << 8, self.width)
-                y = pixel_for_abs(d[3] | d[4] << 8, self.height)
-                self._mouse(d[0], x, y, _int8(d[5]) if len(d) > 5 else 0)
+            if len(d) < 5:
+                self.malformed += 1
+                return True
+            x = pixel_for_abs(d[1] | d[2] << 8, self.width)
+            y = pixel_for_abs(d[3] | d[4] << 8, self.height)
+            self._mouse(d[0], x, y, _int8(d[5]) if len(d) > 5 else 0)
         elif report.kind is ReportKind.MOUSE_REL:
             d = report.data
-            if len(d) >= 3:
-                x = min(max(self._x + _int8(d[1]), 0), self.width - 1)
-                y = min(max(self._y + _int8(d[2]), 0), self.height - 1)
-                self._mouse(d[0], x, y, _int8(d[3]) if len(d) > 3 else 0)
+            if len(d) < 3:
+                self.malformed += 1
+                return True
+            x = min(max(self._x + _int8(d[1]), 0), self.width - 1)
+            y = min(max(self._y + _int8(d[2]), 0), self.height - 1)
+            self._mouse(d[0], x, y, _int8(d[3]) if len(d) > 3 else 0)
         return True
 
     def _key(self, event: KeyEvent) -> None:

@@ -18,7 +18,7 @@ from capture.stamp import stamp_age_ms, stamp_clock_ms
 from hid.controller import HidController, Pacing
 from hid.demo import DemoOutput
 from hid.layouts import get_layout
-from hid.reports import abs_mouse_report, keyboard_report
+from hid.reports import Report, ReportKind, abs_mouse_report, keyboard_report
 
 WHITE = np.array([255, 255, 255], np.uint8)
 
@@ -165,6 +165,15 @@ async def test_caps_lock_led_flows_back_to_the_controller(
     assert not np.array_equal(off[y : y + h, x : x + w], machine.render()[y : y + h, x : x + w])
     await tap(controller, "CapsLock", "NumLock")
     assert controller.leds.value == 0x01
+
+
+def test_malformed_reports_are_ignored_like_a_host_would() -> None:
+    machine = DemoMachine()
+    assert machine.feed(Report(ReportKind.KEYBOARD, b"\x00\x00\x04")) is True
+    assert machine.feed(Report(ReportKind.MOUSE_ABS, b"\x00")) is True
+    assert machine.malformed == 2
+    assert machine.state()["text"] == ""
+    assert machine.state()["pointer"] == {"x": 640, "y": 360}
 
 
 # --------------------------------------------------------------------------- mouse
