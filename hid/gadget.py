@@ -122,10 +122,13 @@ def is_configfs(path: Path) -> bool:
     return fstype == "configfs"
 
 
-def _same(current: bytes, wanted: bytes) -> bool:
+def _same(current: bytes, wanted: bytes, text: bool) -> bool:
     """Compare an attribute's content with what we would write, the way the kernel parses it:
-    ``0x1d6b`` equals ``7531``, a trailing newline does not matter."""
-    a, b = current.rstrip(b"\n"), wanted.rstrip(b"\n")
+    ``0x1d6b`` equals ``7531``; for text, trailing newline and padding do not matter (the kernel
+    pads ``inquiry_string`` to 28 characters). Binary values (report_desc) compare exactly."""
+    if not text:
+        return current == wanted
+    a, b = current.rstrip(b"\n ").rstrip(), wanted.rstrip(b"\n ").rstrip()
     if a == b:
         return True
     try:
@@ -161,7 +164,7 @@ class _Writer:
             raise _user_error(exc, path) from exc
         if current is None and probe:
             return
-        if current is not None and _same(current, data):
+        if current is not None and _same(current, data, text=isinstance(value, str)):
             return
         self.changes.append(f"write {path}")
         if not self.dry_run:

@@ -117,6 +117,20 @@ def test_teardown_leaves_nothing(cfg: GadgetConfig) -> None:
     gadget.teardown(cfg_ms)  # nothing there: still fine
 
 
+def test_kernel_formatting_of_read_back_values_is_not_a_change(cfg: GadgetConfig) -> None:
+    """configfs shows values its own way: the inquiry string padded to 28 characters, numbers
+    in decimal or hex. None of that is a difference to repair."""
+    cfg_ms = GadgetConfig(root=cfg.root, udc_dir=cfg.udc_dir, mass_storage=MassStorage())
+    gadget.setup(cfg_ms)
+    lun = cfg.path / "functions" / "mass_storage.usb0" / "lun.0"
+    (lun / "inquiry_string").write_text(f"{'ipkvm   Virtual Media':<28}\n")
+    (cfg.path / "idVendor").write_text("7531\n")  # 0x1d6b in decimal
+    (cfg.path / "configs" / "c.1" / "bmAttributes").write_text("160\n")
+    assert gadget.changes_needed(cfg_ms) == []
+    (lun / "inquiry_string").write_text(f"{'other   Virtual Media':<28}\n")
+    assert f"write {lun / 'inquiry_string'}" in gadget.changes_needed(cfg_ms)
+
+
 def test_probed_attributes_only_when_the_kernel_has_them(cfg: GadgetConfig) -> None:
     gadget.setup(cfg, udc=None)
     fns = cfg.path / "functions"
