@@ -31,19 +31,18 @@ def target_size(
 ) -> tuple[int, int]:
     """Output size for a *width* x *height* frame: *scale* first, then shrink to fit the maxima.
 
-    The aspect ratio is kept; the maxima never enlarge a picture.
+    The aspect ratio is kept; the maxima never enlarge a picture. None or 0 means "no limit"
+    (so HTTP handlers can pass a query parameter's default of 0 straight through).
     """
     factor = 1.0 if scale is None else scale
     if factor <= 0:
         raise ValueError(f"scale must be positive, not {scale}")
-    if max_width is not None:
-        if max_width <= 0:
-            raise ValueError(f"max_width must be positive, not {max_width}")
-        factor = min(factor, max_width / width)
-    if max_height is not None:
-        if max_height <= 0:
-            raise ValueError(f"max_height must be positive, not {max_height}")
-        factor = min(factor, max_height / height)
+    for name, limit, size in (("max_width", max_width, width), ("max_height", max_height, height)):
+        if limit is None or limit == 0:
+            continue
+        if limit < 0:
+            raise ValueError(f"{name} must not be negative, not {limit}")
+        factor = min(factor, limit / size)
     if factor == 1.0:
         return width, height
     return max(1, round(width * factor)), max(1, round(height * factor))

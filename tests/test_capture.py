@@ -237,5 +237,8 @@ def test_target_size_keeps_aspect_and_never_enlarges_with_maxima() -> None:
     assert target_size(1280, 720, max_width=1920) == (1280, 720)
     assert target_size(1920, 1080, max_height=720) == (1280, 720)
     assert target_size(1280, 720, scale=0.25) == (320, 180)
+    assert target_size(1280, 720, max_width=0, max_height=0) == (1280, 720)  # 0: no limit
+    with pytest.raises(ValueError):
+        target_size(1280, 720, max_width=-1)
     with pytest.raises(ValueError):
         target_size(1280, 720, scale=0)
