@@ -31,7 +31,7 @@ import logging
 import os
 import stat
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from hid.output import HidOutput, OutputError, TargetOffline
@@ -115,6 +115,18 @@ class OtgOutput(HidOutput):
         read the previous one (EAGAIN): "host not polling" for status pages and tests."""
         self._stall_listeners.append(listener)
 
+    def as_dict(self) -> dict[str, object]:
+        """Device paths, which are open, the USB host state and counters: for status pages."""
+        return {
+            "devices": {
+                kind.value: {"path": str(dev.path), "open": dev.fd is not None}
+                for kind, dev in self.devices.items()
+            },
+            "udc_state": self.udc_state,
+            "leds": self.leds.as_dict(),
+            "stats": asdict(self.stats),
+        }
+
     # ------------------------------------------------------------------ lifecycle
     async def open(self) -> None:
         """Open what is there now; a missing device is not an error until a write needs it."""
@@ -181,7 +193,11 @@ class OtgOutput(HidOutput):
     # ------------------------------------------------------------------ writing
     async def write(self, report: Report) -> None:
         dev = self.devices[report.kind]
-        fd = self._ensure_open(dev)
+        try:
+            fd = self._ensure_open(dev)
+        except TargetOffline:
+            self.stats.offline += 1
+            raise
         data = report.data
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.write_timeout
@@ -247,7 +263,6 @@ class OtgOutput(HidOutput):
         try:
             mode = os.stat(dev.path).st_mode
         except FileNotFoundError:
-            self.stats.offline += 1
             raise TargetOffline(f"{dev.path}: no such device (gadget not set up?)") from None
         except OSError as exc:
             raise OutputError(f"{dev.path}: {exc.strerror or exc}") from exc
@@ -257,7 +272,6 @@ class OtgOutput(HidOutput):
             fd = os.open(dev.path, access | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
         except OSError as exc:
             if exc.errno in OFFLINE_ERRNOS:
-                self.stats.offline += 1
                 raise TargetOffline(f"{dev.path}: {exc.strerror}") from exc
             raise OutputError(f"{dev.path}: {exc.strerror or exc}") from exc
         dev.fd = fd

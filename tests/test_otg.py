@@ -157,6 +157,13 @@ async def test_reports_arrive_as_written(rig: Rig) -> None:
         bytes(8),
     ]
     assert rig.ctl.online is True
+    info = rig.out.as_dict()
+    assert info["devices"] == {
+        "keyboard": {"path": str(rig.paths["hidg0"]), "open": True},
+        "mouse_abs": {"path": str(rig.paths["hidg1"]), "open": False},  # no reader: ENXIO
+        "mouse_rel": {"path": str(rig.paths["hidg2"]), "open": False},
+    }
+    assert info["stats"] == {"writes": 4, "eagain": 0, "offline": 0, "opens": 1}
     host.close()
 
 
