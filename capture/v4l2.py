@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import re
 import threading
@@ -58,6 +59,7 @@ class V4l2Source(VideoSource):
         retry_interval: float = 2.0,
         read_timeout: float = 1.0,
         reopen_after: float = 3.0,
+        no_signal_after: float = 1.0,
     ) -> None:
         if fourcc not in FOURCCS:
             raise ValueError(f"fourcc must be one of {FOURCCS}, not {fourcc!r}")
@@ -71,6 +73,9 @@ class V4l2Source(VideoSource):
         self.retry_interval = retry_interval
         self.read_timeout = read_timeout
         self.reopen_after = reopen_after
+        self.no_signal_after = max(no_signal_after, 3.0 / fps)
+        self._last_frame = 0.0
+        self._watchdog: asyncio.Task[None] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._done: asyncio.Future[None] | None = None
@@ -89,12 +94,23 @@ class V4l2Source(VideoSource):
         self._hub = hub
         self._done = self._loop.create_future()
         hub.set_signal("starting", f"Opening {self.device}")
+        # OpenCV's V4L2 backend waits this many seconds in select() for a frame (default 10):
+        # shorter, so a lost signal is noticed and close() is not held up.
+        os.environ.setdefault(
+            "OPENCV_VIDEOIO_V4L_SELECT_TIMEOUT", str(max(1, math.ceil(self.read_timeout)))
+        )
         self._thread = threading.Thread(target=self._run, name=f"v4l2 {self.device}", daemon=True)
         self._thread.start()
+        self._watchdog = asyncio.create_task(self._watch(), name=f"v4l2 watchdog {self.device}")
 
     async def close(self) -> None:
         """Stop the reader; waits at most ``read_timeout`` + 1 s for a read stuck in the driver."""
         self._stop.set()
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watchdog
+            self._watchdog = None
         if self._done is None:
             return
         try:
@@ -102,6 +118,14 @@ class V4l2Source(VideoSource):
                 await asyncio.shield(self._done)
         except TimeoutError:
             log.warning("V4L2 reader for %s did not stop in time; abandoning it", self.device)
+
+    async def _watch(self) -> None:
+        """Say "no signal" as soon as frames stop, even while a read is still blocked."""
+        while not self._stop.is_set():
+            await asyncio.sleep(self.no_signal_after / 2)
+            silent = time.monotonic() - self._last_frame
+            if self._status == "ok" and silent > self.no_signal_after:
+                self._report("no_signal", f"No frames from {self.device} for {silent:.1f} s")
 
     # ------------------------------------------------------------------ thread
     def _run(self) -> None:
@@ -156,7 +180,7 @@ class V4l2Source(VideoSource):
             if ok and image is not None and image.ndim == 3 and image.shape[2] == 3:
                 frame = cast(Image, np.asarray(image, dtype=np.uint8))
                 ts = time.monotonic()
-                last_good = ts
+                last_good = self._last_frame = ts
                 if self._status != "ok":
                     self._report("ok", f"Capturing from {self.device}", placeholder=False)
                 self._offer(frame, ts)
