@@ -72,6 +72,10 @@ def create_app(
     app.add_routes(api_video.routes)
     app.add_routes(api_ws.routes)
     app.add_routes(api_scripts.routes)
+    from appliance import api_h264, webrtc
+
+    api_h264.setup(app)  # the one H.264 encoder: /api/stream.h264 and every WebRTC peer
+    webrtc.setup(app)
     if appliance.demo is not None:
         app.add_routes(api_demo.routes)
     if WEB_DIR.is_dir():
