@@ -1,0 +1,154 @@
+"""H.264 over WebSocket (``GET /api/stream.h264``): the lowest-latency way to a browser.
+
+The browser feeds each binary message to a WebCodecs ``VideoDecoder`` and paints the result on a
+canvas: no jitter buffer, no RTP, nothing between the encoder and the screen but TCP. Every viewer
+shares the appliance's single :class:`~capture.h264.H264Encoder` (see :func:`setup`), so ten
+viewers cost one encode.
+
+Each message is one access unit behind a small fixed header (big-endian; documented in
+docs/api.md):
+
+    0  u8   flags: bit 0 = keyframe (IDR, with SPS/PPS in front)
+    1  u8   header length (20): later versions may append fields, readers skip to this offset
+    2  u16  width          4  u16  height          6  u16  reserved (0)
+    8  u32  frame seq (the hub's frame counter)
+    12 u64  capture time: wall-clock microseconds since the Unix epoch
+    20 ...  the access unit, Annex-B (start codes)
+
+Before the first keyframe, and whenever the size or profile changes, a text message
+``{"type": "stream", "codec": "avc1.42C028", "width": 1920, "height": 1080}`` says what follows.
+The client may send ``{"type": "keyframe"}`` (after a decoder error, say) to get an IDR.
+
+A viewer that stops reading fills its own small queue, which is then emptied; it resumes at the
+next keyframe. The encoder and the other viewers never wait for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import struct
+from typing import Any, Final
+
+from aiohttp import WSMsgType, web
+
+from appliance.runtime import APPLIANCE
+from capture.h264 import EncodedFrame, EncoderSettings, H264Encoder, sps_info
+
+log = logging.getLogger(__name__)
+routes = web.RouteTableDef()
+
+H264: web.AppKey[H264Encoder] = web.AppKey("h264", H264Encoder)
+HEADER: Final = struct.Struct(">BBHHHIQ")
+FLAG_KEYFRAME: Final = 0x01
+QUEUE: Final = 6  # access units per viewer before it skips to the next keyframe
+
+
+def settings_from_config(config: Any) -> EncoderSettings:
+    """Encoder settings from the ``[stream]`` table; keys not (yet) in the schema keep defaults.
+
+    Recognised: ``max_fps``, ``h264_bitrate`` (kbit/s), ``h264_gop`` (frames, 0 = IDR only on
+    request), ``h264_codec`` ("libx264" | "h264_v4l2m2m" | "auto").
+    """
+    stream = getattr(config, "stream", None)
+    defaults = EncoderSettings()
+    return EncoderSettings(
+        bitrate=int(getattr(stream, "h264_bitrate", defaults.bitrate)),
+        gop=int(getattr(stream, "h264_gop", defaults.gop)),
+        max_fps=float(getattr(stream, "max_fps", defaults.max_fps)),
+        codec=str(getattr(stream, "h264_codec", defaults.codec)),
+    )
+
+
+def setup(app: web.Application, settings: EncoderSettings | None = None) -> H264Encoder:
+    """Create the appliance's one H.264 encoder, add the WebSocket route, close it on cleanup.
+
+    Call once from ``create_app`` (after ``app[APPLIANCE]`` is set); WebRTC reuses the encoder.
+    """
+    appliance = app[APPLIANCE]
+    encoder = H264Encoder(appliance.hub, settings or settings_from_config(appliance.config))
+    app[H264] = encoder
+    app.add_routes(routes)
+
+    async def close_encoder(app: web.Application) -> None:
+        await encoder.close()
+
+    app.on_cleanup.append(close_encoder)
+    return encoder
+
+
+def pack_frame(frame: EncodedFrame) -> bytes:
+    """The binary WebSocket message for one access unit (header + Annex-B data)."""
+    header = HEADER.pack(
+        FLAG_KEYFRAME if frame.keyframe else 0,
+        HEADER.size,
+        frame.width & 0xFFFF,
+        frame.height & 0xFFFF,
+        0,
+        frame.seq & 0xFFFFFFFF,
+        max(0, round(frame.capture_wall * 1e6)),
+    )
+    return header + frame.data
+
+
+def unpack_header(message: bytes) -> tuple[dict[str, Any], bytes]:
+    """Inverse of :func:`pack_frame` (tests and Python clients)."""
+    flags, length, width, height, _, seq, wall_us = HEADER.unpack_from(message)
+    info = {
+        "keyframe": bool(flags & FLAG_KEYFRAME),
+        "width": width,
+        "height": height,
+        "seq": seq,
+        "capture_us": wall_us,
+    }
+    return info, message[length:]
+
+
+@routes.get("/api/stream.h264")
+async def stream_h264(request: web.Request) -> web.WebSocketResponse:
+    encoder = request.app[H264]
+    ws = web.WebSocketResponse(heartbeat=10.0, max_msg_size=4096)
+    await ws.prepare(request)
+    sub = encoder.subscribe(maxsize=QUEUE)
+    described: tuple[str, int, int] | None = None
+
+    async def sender() -> None:
+        nonlocal described
+        while True:
+            frame = await sub.get()
+            if frame.keyframe:
+                info = sps_info(frame.data)
+                what = (info.codec_string if info else "", frame.width, frame.height)
+                if what != described:
+                    described = what
+                    await ws.send_str(
+                        json.dumps(
+                            {
+                                "type": "stream",
+                                "codec": what[0],
+                                "width": frame.width,
+                                "height": frame.height,
+                            }
+                        )
+                    )
+            await ws.send_bytes(pack_frame(frame))
+
+    send_task = asyncio.create_task(sender(), name="h264-ws-send")
+    try:
+        async for message in ws:
+            if message.type is not WSMsgType.TEXT:
+                continue
+            try:
+                msg = json.loads(message.data)
+            except ValueError:
+                continue
+            if isinstance(msg, dict) and msg.get("type") == "keyframe":
+                encoder.request_keyframe()
+    finally:
+        sub.close()
+        send_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, EOFError, ConnectionError):
+            await send_task
+    return ws

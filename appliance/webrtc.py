@@ -1,0 +1,325 @@
+"""WebRTC viewers (``POST /api/webrtc/offer``): video from the shared encoder, input over data
+channels.
+
+Why pre-encoded packets: aiortc encodes per RTCRtpSender, so ten peers would cost ten x264
+encodes. When a track's ``recv()`` returns an ``av.Packet`` instead of a frame, aiortc's H.264
+codec only packetizes it (``H264Encoder.pack``). Each peer's track therefore subscribes to the
+appliance's one :class:`~capture.h264.H264Encoder` and wraps its access units in packets: ten
+viewers, one encode. A PLI/FIR from any peer lands in ``RTCRtpSender._send_keyframe``, which
+would only flag aiortc's own (unused) encoder; we replace it on each sender so it asks the shared
+encoder for an IDR instead.
+
+A browser that offers no H.264 gets VP8 from aiortc's own per-peer encoder (a fallback: it costs
+one encode per such viewer).
+
+Input: data channel ``input`` (ordered, reliable) carries the same JSON messages as ``/api/ws``
+(key, button, wheel, release_all, mouse…); ``pointer`` (unordered, no retransmits) carries
+absolute moves, where a late move is worthless. Each peer is one HID client: its keys and buttons
+are released when a channel closes, the connection fails or closes, or the app shuts down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+import av
+import cv2
+from aiohttp import web
+from aiortc import (
+    MediaStreamTrack,
+    RTCConfiguration,
+    RTCDataChannel,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCSessionDescription,
+)
+
+from appliance.api_h264 import H264
+from appliance.api_ws import BadMessage, handle_message
+from appliance.httpjson import fail, json_response, read_json
+from appliance.runtime import APPLIANCE, Appliance
+from capture.frame import Image
+from capture.h264 import TIME_BASE, H264Encoder, Subscription
+from capture.hub import FrameHub
+from hid.keymap import UnknownKey
+
+log = logging.getLogger(__name__)
+routes = web.RouteTableDef()
+
+PREFERRED_PROFILE = "42e01f"  # constrained baseline, level 3.1: what every browser decodes
+MAX_SDP = 64 * 1024
+_ids = itertools.count(1)
+
+
+@dataclass(frozen=True, slots=True)
+class IceServer:
+    """A STUN or TURN server for peers behind NAT (none by default: LAN host candidates)."""
+
+    urls: str
+    username: str | None = None
+    credential: str | None = None
+
+
+class SharedH264Track(MediaStreamTrack):
+    """A peer's video track: access units of the shared encoder, as ``av.Packet``s."""
+
+    kind = "video"
+
+    def __init__(self, encoder: H264Encoder) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self._sub: Subscription = encoder.subscribe(maxsize=8)
+
+    async def recv(self) -> Any:  # an av.Packet
+        try:
+            frame = await self._sub.get()
+        except EOFError:
+            from aiortc.mediastreams import MediaStreamError
+
+            raise MediaStreamError from None
+        packet = av.Packet(frame.data)
+        packet.pts = frame.pts
+        packet.time_base = TIME_BASE
+        return packet
+
+    def stop(self) -> None:
+        self._sub.close()
+        super().stop()
+
+
+class HubVideoTrack(MediaStreamTrack):
+    """VP8 fallback: raw frames from the hub for aiortc's per-peer encoder (latest frame wins)."""
+
+    kind = "video"
+
+    def __init__(self, hub: FrameHub, max_fps: float = 30.0, keepalive: float = 1.0) -> None:
+        super().__init__()
+        self.hub = hub
+        self.interval = 1.0 / max_fps
+        self.keepalive = keepalive
+        self._seq = 0
+        self._last = 0.0
+        self._t0: float | None = None
+
+    async def recv(self) -> Any:  # an av.VideoFrame
+        rest = self._last + self.interval - time.monotonic()
+        if rest > 0:
+            await asyncio.sleep(rest)
+        try:
+            async with asyncio.timeout(self.keepalive):
+                frame = await self.hub.next_frame(self._seq, changed_only=True)
+        except TimeoutError:
+            frame = self.hub.latest or await self.hub.next_frame(0)
+        self._seq = frame.seq
+        now = time.monotonic()
+        self._last = now
+        if self._t0 is None:
+            self._t0 = now
+        image = frame.image[: frame.height & ~1, : frame.width & ~1]
+        yuv = await asyncio.get_running_loop().run_in_executor(None, _to_i420, image)
+        vf = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
+        vf.pts = round((now - self._t0) * 90_000)
+        vf.time_base = Fraction(1, 90_000)
+        return vf
+
+
+def _to_i420(image: Image) -> Image:
+    return cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420)  # type: ignore[return-value]
+
+
+@dataclass
+class Peer:
+    pc: RTCPeerConnection
+    client: str
+    codec: str
+    channels: list[RTCDataChannel] = field(default_factory=list)
+
+
+class WebRtcPeers:
+    """Every WebRTC viewer of the appliance; closes them all on shutdown."""
+
+    def __init__(
+        self,
+        appliance: Appliance,
+        encoder: H264Encoder,
+        ice_servers: Sequence[IceServer] = (),
+        max_peers: int = 16,
+    ) -> None:
+        self.appliance = appliance
+        self.encoder = encoder
+        self.ice_servers = tuple(ice_servers)
+        self.max_peers = max_peers
+        self.peers: dict[str, Peer] = {}
+
+    def _configuration(self) -> RTCConfiguration:
+        return RTCConfiguration(
+            iceServers=[
+                RTCIceServer(urls=s.urls, username=s.username, credential=s.credential)
+                for s in self.ice_servers
+            ]
+        )
+
+    async def answer(self, sdp: str) -> RTCSessionDescription:
+        """Accept a browser's offer; returns the answer with all our ICE candidates in it."""
+        if len(self.peers) >= self.max_peers:
+            fail(503, f"too many WebRTC viewers (at most {self.max_peers})")
+        client = f"rtc:{next(_ids)}"
+        pc = RTCPeerConnection(self._configuration())
+        peer = Peer(pc, client, codec="")
+        self.peers[client] = peer
+
+        @pc.on("datachannel")
+        def on_datachannel(channel: RTCDataChannel) -> None:
+            self._attach_channel(peer, channel)
+
+        @pc.on("connectionstatechange")
+        async def on_state() -> None:
+            state = pc.connectionState
+            log.info("WebRTC %s: %s", client, state)
+            if state in ("disconnected", "failed", "closed"):
+                self.appliance.hid.release_client(client)
+            if state in ("failed", "closed"):
+                await self.close_peer(client)
+
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+            for transceiver in pc.getTransceivers():
+                if transceiver.kind != "video":
+                    continue
+                h264 = self._h264_codecs()
+                if _offers_h264(sdp):
+                    track: MediaStreamTrack = SharedH264Track(self.encoder)
+                    transceiver.setCodecPreferences(h264)
+                    peer.codec = "H264"
+                else:
+                    track = HubVideoTrack(self.appliance.hub, self.encoder.settings.max_fps, 1.0)
+                    peer.codec = "VP8"
+                sender = pc.addTrack(track)
+                self._hook_keyframes(sender, peer)
+                break
+            answer = await pc.createAnswer()
+            await pc.setLocalDescription(answer)
+        except Exception:
+            await self.close_peer(client)
+            raise
+        local = pc.localDescription
+        return local
+
+    @staticmethod
+    def _h264_codecs() -> list[Any]:
+        """Our H.264 (packetization-mode 1, constrained baseline first) and its RTX."""
+        codecs = RTCRtpSender.getCapabilities("video").codecs
+        h264 = [c for c in codecs if c.mimeType.lower() == "video/h264"]
+        h264.sort(key=lambda c: c.parameters.get("profile-level-id") != PREFERRED_PROFILE)
+        rtx = [c for c in codecs if c.mimeType.lower() == "video/rtx"]
+        return h264 + rtx
+
+    def _hook_keyframes(self, sender: RTCRtpSender, peer: Peer) -> None:
+        """Route this peer's PLI/FIR to the shared encoder (H.264) or aiortc's own (VP8)."""
+        if peer.codec != "H264":
+            return
+        encoder = self.encoder
+
+        def send_keyframe() -> None:
+            encoder.request_keyframe()
+
+        sender._send_keyframe = send_keyframe  # type: ignore[method-assign]
+
+    def _attach_channel(self, peer: Peer, channel: RTCDataChannel) -> None:
+        if channel.label not in ("input", "pointer"):
+            log.info("WebRTC %s: ignoring data channel %r", peer.client, channel.label)
+            return
+        peer.channels.append(channel)
+        appliance = self.appliance
+
+        @channel.on("message")
+        def on_message(message: str | bytes) -> None:
+            msg: Any = None
+            try:
+                if isinstance(message, bytes):
+                    raise BadMessage("binary messages are not accepted")
+                msg = json.loads(message)
+                if not isinstance(msg, dict):
+                    raise BadMessage("a message must be a JSON object")
+                reply = handle_message(appliance, peer.client, msg)
+            except (BadMessage, UnknownKey, ValueError) as exc:
+                kind = msg.get("type") if isinstance(msg, dict) else None
+                reply = {"type": "error", "message": str(exc), "request": kind}
+            if reply is not None and channel.readyState == "open":
+                channel.send(json.dumps(reply))
+
+        @channel.on("close")
+        def on_close() -> None:
+            appliance.hid.release_client(peer.client)
+
+    async def close_peer(self, client: str) -> None:
+        peer = self.peers.pop(client, None)
+        if peer is None:
+            return
+        self.appliance.hid.release_client(client)
+        with contextlib.suppress(Exception):
+            await peer.pc.close()
+
+    async def close(self) -> None:
+        await asyncio.gather(*(self.close_peer(c) for c in list(self.peers)))
+
+
+def _offers_h264(sdp: str) -> bool:
+    """Does the offer's video section list H.264 with packetization-mode 1?"""
+    in_video = False
+    payloads: set[str] = set()
+    mode1: set[str] = set()
+    for line in sdp.splitlines():
+        if line.startswith("m="):
+            in_video = line.startswith("m=video")
+        elif in_video and line.startswith("a=rtpmap:") and "h264/90000" in line.lower():
+            payloads.add(line[len("a=rtpmap:") :].split()[0])
+        elif in_video and line.startswith("a=fmtp:") and "packetization-mode=1" in line:
+            mode1.add(line[len("a=fmtp:") :].split()[0])
+    return bool(payloads & mode1)
+
+
+WEBRTC: web.AppKey[WebRtcPeers] = web.AppKey("webrtc", WebRtcPeers)
+
+
+def setup(
+    app: web.Application, ice_servers: Sequence[IceServer] = (), max_peers: int = 16
+) -> WebRtcPeers:
+    """Add the offer route; peers share ``app[H264]`` (call ``api_h264.setup`` first)."""
+    peers = WebRtcPeers(app[APPLIANCE], app[H264], ice_servers, max_peers)
+    app[WEBRTC] = peers
+    app.add_routes(routes)
+
+    async def close_peers(app: web.Application) -> None:
+        await peers.close()
+
+    app.on_shutdown.append(close_peers)
+    return peers
+
+
+@routes.post("/api/webrtc/offer")
+async def offer(request: web.Request) -> web.Response:
+    data = await read_json(request)
+    sdp, kind = data.get("sdp"), data.get("type")
+    if kind != "offer" or not isinstance(sdp, str) or not sdp.startswith("v=0"):
+        fail(400, 'expected {"sdp": "v=0...", "type": "offer"}')
+    if len(sdp) > MAX_SDP:
+        fail(413, f"SDP larger than {MAX_SDP} bytes")
+    try:
+        answer = await request.app[WEBRTC].answer(sdp)
+    except web.HTTPException:
+        raise
+    except Exception as exc:
+        log.warning("WebRTC offer refused: %s", exc)
+        fail(400, f"cannot accept this offer: {exc}")
+    return json_response({"sdp": answer.sdp, "type": answer.type})
