@@ -128,7 +128,7 @@ def _same(current: bytes, wanted: bytes, text: bool) -> bool:
     pads ``inquiry_string`` to 28 characters). Binary values (report_desc) compare exactly."""
     if not text:
         return current == wanted
-    a, b = current.rstrip(b"\n ").rstrip(), wanted.rstrip(b"\n ").rstrip()
+    a, b = current.rstrip(), wanted.rstrip()
     if a == b:
         return True
     try:

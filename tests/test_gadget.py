@@ -105,6 +105,7 @@ def test_setup_repairs_a_changed_attribute_and_rebinds(cfg: GadgetConfig) -> Non
     gadget.setup(cfg)
     assert desc.read_bytes() == KEYBOARD.report_desc
     assert (cfg.path / "UDC").read_text() == "dummy_udc.0\n"
+    assert gadget.status(cfg).functions == ["hid.keyboard", "hid.mouse", "hid.mouse_rel"]
     assert gadget.changes_needed(cfg) == []
 
 
