@@ -9,8 +9,10 @@ from pathlib import Path
 from aiohttp import web
 
 from appliance import api_demo, api_hid, api_scripts, api_video, api_ws
+from appliance.auth import AuthStore
 from appliance.httpjson import json_response
 from appliance.runtime import APPLIANCE, Appliance
+from appliance.web_auth import setup_auth
 
 log = logging.getLogger(__name__)
 
@@ -54,15 +56,14 @@ async def favicon(request: web.Request) -> web.StreamResponse:
 
 
 def create_app(
-    appliance: Appliance, auth_store: object, *, secure_cookies: bool = False
+    appliance: Appliance, auth_store: AuthStore, *, secure_cookies: bool = False
 ) -> web.Application:
-    from appliance.web_auth import setup_auth
 
     app = web.Application(client_max_size=1 << 20)
     app[APPLIANCE] = appliance
     setup_auth(
         app,
-        auth_store,  # type: ignore[arg-type]
+        auth_store,
         public_paths=PUBLIC_PATHS,
         public_prefixes=PUBLIC_PREFIXES,
         secure_cookies=secure_cookies,

@@ -68,20 +68,16 @@ async def serve(config) -> None:  # type: ignore[no-untyped-def]
 
     started = time.monotonic()
     state_dir = Path(config.server.state_dir)
-    store = AuthStore(state_dir, session_ttl=config.server.session_ttl_hours * 3600)
+    store = AuthStore(state_dir, session_ttl=config.server.session_ttl)
     password = store.ensure_admin()
 
     ssl_context = None
     if config.server.tls:
-        from appliance.tls import ensure_certificate
+        from appliance.tls import default_hostnames, ensure_certificate
         from appliance.tls import ssl_context as make_context
 
-        cert = Path(config.server.cert or state_dir / "tls" / "cert.pem")
-        key = Path(config.server.key or state_dir / "tls" / "key.pem")
-        host = config.server.host
-        ensure_certificate(
-            cert, key, hostnames=sorted({host, "localhost", "127.0.0.1"} - {"", "0.0.0.0", "::"})
-        )
+        cert, key = config.server.cert, config.server.key
+        ensure_certificate(cert, key, hostnames=default_hostnames(config.server.host))
         ssl_context = make_context(cert, key)
 
     appliance = build_appliance(config)

@@ -26,7 +26,9 @@ class Server:
 
     async def login(self) -> aiohttp.ClientSession:
         """A session logged in with the cookie, like a browser."""
-        session = aiohttp.ClientSession(base_url=self.url)
+        session = aiohttp.ClientSession(
+            base_url=self.url, cookie_jar=aiohttp.CookieJar(unsafe=True)
+        )
         async with session.post(
             "/api/auth/login", json={"user": "admin", "password": self.password}
         ) as resp:

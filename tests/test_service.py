@@ -47,7 +47,8 @@ async def test_health_is_public_and_state_is_not(server: Server) -> None:
 
 
 async def test_every_route_needs_auth(server: Server) -> None:
-    public = {"/login", "/api/health", "/favicon.ico"}
+    # Logging in, and logging out (harmless without a session), work without credentials.
+    public = {"/login", "/api/health", "/favicon.ico", "/api/auth/login", "/api/auth/logout"}
     checked = 0
     async with aiohttp.ClientSession(base_url=server.url) as s:
         for route in server.app.router.routes():
@@ -70,7 +71,8 @@ async def test_every_route_needs_auth(server: Server) -> None:
 
 
 async def test_login_logout_and_bad_password(server: Server) -> None:
-    async with aiohttp.ClientSession(base_url=server.url) as s:
+    jar = aiohttp.CookieJar(unsafe=True)  # keep cookies for 127.0.0.1 like a browser
+    async with aiohttp.ClientSession(base_url=server.url, cookie_jar=jar) as s:
         async with s.post("/api/auth/login", json={"user": "admin", "password": "wrong-pass"}) as r:
             assert r.status == 401
         async with s.post(
