@@ -35,6 +35,7 @@ ProgressCallback = Callable[[int, int], None]
 DEFAULT_TIMEOUT = 30.0
 # Waits on the server are bounded by their own timeout; the HTTP request gets this much more.
 WAIT_MARGIN = 15.0
+MAX_SNAPSHOT = (7680, 4320)
 
 
 class IpkvmError(Exception):
@@ -58,6 +59,11 @@ class WaitTimeout(IpkvmError):
     def best_score(self) -> float | None:
         score = self.body.get("best_score")
         return float(score) if isinstance(score, int | float) else None
+
+
+def basic_header(password: str, user: str = "admin") -> str:
+    """``Authorization`` value for HTTP Basic (UTF-8, as the appliance decodes it)."""
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
 def _error(status: int, body: Any, fallback: str) -> IpkvmError:
@@ -86,11 +92,10 @@ class IpkvmClient:
         self.url = url.rstrip("/")
         self.timeout = timeout
         self._headers: dict[str, str] = {}
-        self._auth: aiohttp.BasicAuth | None = None
         if token:
             self._headers["Authorization"] = f"Bearer {token}"
         elif password is not None:
-            self._auth = aiohttp.BasicAuth(user or "admin", password)
+            self._headers["Authorization"] = basic_header(password, user or "admin")
         self._ssl: bool | None = None if verify_tls else False
         self._session: aiohttp.ClientSession | None = None
 
@@ -115,7 +120,6 @@ class IpkvmClient:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
                 headers=self._headers,
-                auth=self._auth,
                 connector=aiohttp.TCPConnector(ssl=self._ssl),  # type: ignore[arg-type]
             )
         return self._session
@@ -212,6 +216,7 @@ class IpkvmClient:
         try:
             started = await self.request("POST", "/api/hid/type", {**body, "wait": False})
             job = started.get("job")
+            last = -1
             async for msg in ws:
                 if msg.type is not aiohttp.WSMsgType.TEXT:
                     break
@@ -223,13 +228,17 @@ class IpkvmClient:
                         status = 409 if event["error"] == "cancelled" else 503
                         raise IpkvmError(status, str(event["error"]), event)
                     total = int(event.get("chars", 0))
-                    progress(total, total)
+                    if last != total:
+                        progress(total, total)
                     return {
                         "chars": event.get("chars"),
                         "strokes": event.get("strokes"),
                         "untypable": event.get("untypable", []),
                     }
-                progress(int(event.get("typed", 0)), int(event.get("total", 0)))
+                typed = int(event.get("typed", 0))
+                if typed != last:  # the last character is reported more than once
+                    last = typed
+                    progress(typed, int(event.get("total", 0)))
             raise IpkvmError(0, "the WebSocket closed before typing finished")
         finally:
             await ws.close()
@@ -293,9 +302,14 @@ class IpkvmClient:
         """The current screen as PNG or JPEG bytes, optionally scaled to *width* pixels."""
         if format not in ("png", "jpeg", "jpg"):
             raise ValueError(f"format must be 'png' or 'jpeg', not {format!r}")
-        params = {"format": "jpeg" if format == "jpg" else format}
-        if width is not None:
-            params["width"] = str(width)
+        # Width and height are maxima that never enlarge the picture. Both are always sent
+        # (the server's largest allowed values when not asked for): servers up to 0.1.0 fail
+        # with HTTP 500 when only one or neither is given.
+        params = {
+            "format": "jpeg" if format == "jpg" else format,
+            "width": str(width if width is not None else MAX_SNAPSHOT[0]),
+            "height": str(MAX_SNAPSHOT[1]),
+        }
         if quality is not None:
             params["quality"] = str(quality)
         resp = await self._send("GET", "/api/snapshot", params=params)
