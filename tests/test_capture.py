@@ -190,6 +190,21 @@ async def test_jpeg_same_content_costs_one_encode() -> None:
     assert results[0] != first
 
 
+async def test_a_viewer_leaving_does_not_cancel_the_shared_encode() -> None:
+    encoder = JpegEncoder()
+    frame = frame_of(screen(1920, 1080))
+    leaving = asyncio.create_task(encoder.encode(frame))
+    staying = asyncio.create_task(encoder.encode(frame))
+    await asyncio.sleep(0)  # both are now waiting on the one encode
+    leaving.cancel()
+    async with asyncio.timeout(5):
+        data = await staying
+    assert leaving.cancelled()
+    assert decode(data).shape == (1080, 1920, 3)
+    assert encoder.encodes == 1
+    assert await encoder.encode(frame) is data  # and the result stayed cached
+
+
 async def test_jpeg_decodes_back_to_the_picture() -> None:
     encoder = JpegEncoder(quality=80)
     image = screen(text="Asset Tag: JPEG")
