@@ -122,6 +122,9 @@ class JpegEncoder:
 
     async def _cached(self, key: CacheKey, job: Callable[[], bytes]) -> bytes:
         future = self._cache.get(key)
+        if future is not None and future.cancelled():  # e.g. executor shut down: try again
+            del self._cache[key]
+            future = None
         if future is not None:
             self._cache.move_to_end(key)
         else:
