@@ -1,4 +1,5 @@
-"""Video-side costs: demo rendering, hub change detection, JPEG encoding, stamp decoding.
+"""Video-side costs: demo rendering, hub change detection, JPEG encoding, stamp decoding, and
+the latency from a key press to the published frame that shows it (demo target).
 
     .venv/bin/python bench/capture.py [--repeat 50] [--json FILE]
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
 import statistics
 import sys
 import time
@@ -24,10 +26,12 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from capture.demo import DemoMachine, decode_stamp  # noqa: E402
+from capture.demo import DemoMachine, DemoSource, decode_stamp  # noqa: E402
 from capture.frame import Frame  # noqa: E402
 from capture.hub import FrameHub  # noqa: E402
 from capture.jpeg import JpegEncoder  # noqa: E402
+from hid.controller import HidController  # noqa: E402
+from hid.demo import DemoOutput  # noqa: E402
 from hid.reports import abs_mouse_report, keyboard_report  # noqa: E402
 
 SIZES = ((1280, 720), (1920, 1080))
@@ -117,6 +121,40 @@ def bench_size(width: int, height: int, repeat: int) -> dict[str, float]:
     return out
 
 
+async def key_to_frame(width: int, height: int, fps: float, samples: int) -> dict[str, float]:
+    """HidController.key → DemoOutput → machine → DemoSource → hub: time until the frame that
+    shows the key is published (frame.timestamp), in ms."""
+    machine = DemoMachine(width, height)
+    hub = FrameHub()
+    source = DemoSource(machine, fps=fps)
+    controller = HidController(DemoOutput(machine))
+    await controller.start()
+    await source.start(hub)
+    latencies: list[float] = []
+    try:
+        frame = await hub.next_frame(0)
+        rng = random.Random(1)
+        for i in range(samples):
+            code = "KeyA" if i % 2 == 0 else "Backspace"
+            # Press at a random phase of the frame clock, as a person would.
+            await asyncio.sleep(rng.uniform(0, 1 / fps))
+            t0 = time.monotonic()
+            controller.key("bench", code, True)
+            frame = await hub.next_frame(frame.seq, changed_only=True)
+            latencies.append((frame.timestamp - t0) * 1000)
+            controller.key("bench", code, False)
+            await controller.drain()
+    finally:
+        await source.close()
+        await controller.close()
+    latencies.sort()
+    return {
+        "p50": statistics.median(latencies),
+        "p90": latencies[int(len(latencies) * 0.9)],
+        "max": latencies[-1],
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=50)
@@ -130,8 +168,16 @@ def main() -> int:
         if name.endswith("bytes (BIOS screen)"):
             cells = "".join(f"{results[k][name]:>12.0f}" for k in results)
         print(f"{name:40}{cells}")
+    latency: dict[str, dict[str, float]] = {}
+    for w, h in SIZES:
+        for fps in (30.0, 60.0):
+            name = f"{w}x{h}@{fps:.0f}"
+            latency[name] = asyncio.run(key_to_frame(w, h, fps, args.repeat))
+    print("\nkey → published frame showing it (ms)       p50      p90      max")
+    for name, row in latency.items():
+        print(f"{name:40}{row['p50']:>9.1f}{row['p90']:>9.1f}{row['max']:>9.1f}")
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+        args.json.write_text(json.dumps({"costs": results, "key_to_frame": latency}, indent=2))
     return 0
 
 
