@@ -198,6 +198,9 @@ class H264Encoder:
         self._subs: list[Subscription] = []
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self.idle = asyncio.Event()
+        """Set while nobody is subscribed (the encoder task is not running)."""
+        self.idle.set()
         self._key_requested = False
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._ctx: Any = None  # av.VideoCodecContext
@@ -227,6 +230,7 @@ class H264Encoder:
         self._subs.append(sub)
         self.request_keyframe()
         if not self.running:
+            self.idle.clear()
             self.stats.starts += 1
             self._task = asyncio.create_task(self._run(), name="h264-encoder")
         return sub
@@ -254,6 +258,7 @@ class H264Encoder:
         if not self._subs and self._task is not None:
             self._task.cancel()
             self._task = None
+            self.idle.set()
 
     async def _stop_task(self) -> None:
         task, self._task = self._task, None
