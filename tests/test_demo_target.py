@@ -203,9 +203,12 @@ async def test_relative_mouse_moves_by_deltas_and_clamps(
 ) -> None:
     machine, controller = demo
     controller.set_mouse_mode("relative")
-    controller.mouse_rel(-100, 50)  # from the centre (640, 360)
     await controller.drain()
-    assert machine.state()["pointer"] == {"x": 540, "y": 410}
+    start = machine.state()["pointer"]
+    assert isinstance(start, dict)
+    controller.mouse_rel(-100, 50)
+    await controller.drain()
+    assert machine.state()["pointer"] == {"x": start["x"] - 100, "y": start["y"] + 50}
     controller.mouse_rel(-5000, -5000)
     await controller.drain()
     assert machine.state()["pointer"] == {"x": 0, "y": 0}

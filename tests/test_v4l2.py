@@ -53,7 +53,7 @@ async def test_missing_device_reports_no_device_with_a_message_frame(tmp_path: P
     assert text_pixels(frame.image) > 500, "the frame must say why there is no picture"
     t1 = time.monotonic()
     await source.close()  # the thread is in its 2 s retry wait: close must not wait it out
-    assert time.monotonic() - t1 < 0.5
+    assert time.monotonic() - t1 < 1.0  # well under the 2 s retry wait
 
 
 async def test_retries_and_notices_when_the_path_changes(tmp_path: Path) -> None:
