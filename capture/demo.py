@@ -436,6 +436,7 @@ class DemoSource(VideoSource):
                 hub.publish(image, ts)
             except Exception:
                 log.exception("demo source frame failed")
+                await asyncio.sleep(1.0)  # a persistent fault logs once a second, not at fps
             deadline += interval
             delay = deadline - loop.time()
             if delay < -interval:  # fell behind (busy machine): do not try to catch up
