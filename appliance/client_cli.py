@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import sys
 import tomllib
 from collections.abc import Awaitable, Callable
@@ -334,6 +335,15 @@ def _load_script(name: str) -> tuple[str, Any]:
         raise _fail(f"{name}:{exc.line}:{exc.column}: {exc.message}") from None
 
 
+def _script_error(name: str, body: dict[str, Any], message: str) -> str:
+    """The server says "line 3, column 10: ..."; say "script.txt:3:10: ..." like a compiler."""
+    line, column = body.get("line"), body.get("column")
+    if not isinstance(line, int):
+        return message
+    where = f"{name}:{line}:" + (f"{column}:" if isinstance(column, int) else "")
+    return f"{where} {re.sub(r'^line [0-9]+(, column [0-9]+)?: ', '', message)}"
+
+
 async def _run_script(
     client: IpkvmClient,
     args: argparse.Namespace,
@@ -349,11 +359,9 @@ async def _run_script(
         try:
             await client.run_script(text, templates, layout=args.layout)
         except WaitTimeout as exc:
-            raise _fail(f"{name}: {exc.message}", EXIT_TIMEOUT) from None
+            raise _fail(_script_error(name, exc.body, exc.message), EXIT_TIMEOUT) from None
         except IpkvmError as exc:
-            # Script errors from the server already say "line N[, column M]: ...".
-            where = f"{name}: " if "line" in exc.body else ""
-            raise _fail(where + exc.message) from None
+            raise _fail(_script_error(name, exc.body, exc.message)) from None
         return 0
     bar = Progress()
 
