@@ -192,21 +192,22 @@ class WebRtcPeers:
                 await self.close_peer(client)
 
         try:
-            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
-            for transceiver in pc.getTransceivers():
-                if transceiver.kind != "video":
-                    continue
-                h264 = self._h264_codecs()
-                if _offers_h264(sdp):
-                    track: MediaStreamTrack = SharedH264Track(self.encoder)
-                    transceiver.setCodecPreferences(h264)
+            # The transceiver exists before the offer is applied, so that aiortc negotiates
+            # with our codec preferences (it fixes the codecs in setRemoteDescription).
+            video = _video_codecs(sdp)
+            if video is not None:
+                track: MediaStreamTrack
+                if "h264" in video:
+                    track = SharedH264Track(self.encoder)
                     peer.codec = "H264"
                 else:
-                    track = HubVideoTrack(self.appliance.hub, self.encoder.settings.max_fps, 1.0)
+                    track = HubVideoTrack(self.appliance.hub, self.encoder.settings.max_fps)
                     peer.codec = "VP8"
-                sender = pc.addTrack(track)
-                self._hook_keyframes(sender, peer)
-                break
+                transceiver = pc.addTransceiver(track, direction="sendonly")
+                if peer.codec == "H264":
+                    transceiver.setCodecPreferences(self._h264_codecs())
+                self._hook_keyframes(transceiver.sender, peer)
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
             answer = await pc.createAnswer()
             await pc.setLocalDescription(answer)
         except Exception:
@@ -274,19 +275,24 @@ class WebRtcPeers:
         await asyncio.gather(*(self.close_peer(c) for c in list(self.peers)))
 
 
-def _offers_h264(sdp: str) -> bool:
-    """Does the offer's video section list H.264 with packetization-mode 1?"""
+def _video_codecs(sdp: str) -> set[str] | None:
+    """Video codecs of the offer ("h264" only with packetization-mode 1); None: no video."""
     in_video = False
-    payloads: set[str] = set()
+    seen_video = False
+    names: dict[str, str] = {}
     mode1: set[str] = set()
     for line in sdp.splitlines():
         if line.startswith("m="):
             in_video = line.startswith("m=video")
-        elif in_video and line.startswith("a=rtpmap:") and "h264/90000" in line.lower():
-            payloads.add(line[len("a=rtpmap:") :].split()[0])
+            seen_video = seen_video or in_video
+        elif in_video and line.startswith("a=rtpmap:"):
+            pt, _, rest = line[len("a=rtpmap:") :].partition(" ")
+            names[pt] = rest.split("/")[0].lower()
         elif in_video and line.startswith("a=fmtp:") and "packetization-mode=1" in line:
             mode1.add(line[len("a=fmtp:") :].split()[0])
-    return bool(payloads & mode1)
+    if not seen_video:
+        return None
+    return {n for pt, n in names.items() if n != "h264" or pt in mode1}
 
 
 WEBRTC: web.AppKey[WebRtcPeers] = web.AppKey("webrtc", WebRtcPeers)
