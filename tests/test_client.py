@@ -182,6 +182,24 @@ async def test_wait_for_text_reads_the_title(kvm: IpkvmClient) -> None:
     assert 400 < found["x"] < 640 < found["x"] + found["w"] < 880
 
 
+@pytest.mark.skipif(
+    screen.tesseract_path() is None,
+    reason="tesseract is not installed (apt-get install tesseract-ocr; make test does it)",
+)
+async def test_script_waitfor_text(server: Server, kvm: IpkvmClient) -> None:
+    # The help line "Firmware boot mode." is only on screen once the Boot tab is shown.
+    result = await kvm.run_script(
+        "WAITFOR_TEXT ipkvm Demo BIOS Setup Utility 60\n"
+        "RIGHT\n"
+        "RIGHT\n"
+        "WAITFOR_TEXT Firmware boot mode 60\n"
+        "ENTER\n"
+    )
+    assert result["commands"] == 5
+    state = await demo_state(kvm)
+    assert (state["tab"], state["settings"]["Boot/Boot Mode"]) == ("Boot", "Legacy")
+
+
 async def test_wait_for_text_without_tesseract_is_501(
     kvm: IpkvmClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
