@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -259,6 +260,9 @@ async def _type(client: IpkvmClient, args: argparse.Namespace) -> int:
         result = await client.type_text(
             text, layout=args.layout, pacing_ms=args.pacing_ms, progress=progress
         )
+    except asyncio.CancelledError:  # Ctrl-C: stop typing on the appliance too
+        await _quietly(client.cancel_typing())
+        raise
     finally:
         bar.end()
     untypable = result.get("untypable") or []
@@ -269,6 +273,13 @@ async def _type(client: IpkvmClient, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 0
+
+
+async def _quietly(call: Awaitable[object]) -> None:
+    """Best effort on the way out (Ctrl-C): a few seconds, errors ignored."""
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(5):
+            await call
 
 
 async def _key(client: IpkvmClient, args: argparse.Namespace) -> int:
@@ -358,6 +369,9 @@ async def _run_script(
     if not args.local:
         try:
             await client.run_script(text, templates, layout=args.layout)
+        except asyncio.CancelledError:  # Ctrl-C: stop the script on the appliance too
+            await _quietly(client.cancel_script())
+            raise
         except WaitTimeout as exc:
             raise _fail(_script_error(name, exc.body, exc.message), EXIT_TIMEOUT) from None
         except IpkvmError as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -307,3 +308,49 @@ async def test_progress_on_a_terminal_only(server: Server, env: dict[str, str]) 
     assert b"typed 17/17" in shown
     assert shown.endswith(b"\r\x1b[K")  # the status line is wiped at the end
     assert demo(server).state()["text"] == "progress on a tty"
+
+
+async def test_target_offline_is_one_line_exit_1(server: Server, env: dict[str, str]) -> None:
+    demo(server).set_power(False)
+    # The first paste finds out the hard way (the controller gives up after a few seconds)...
+    r = await ipkvm(env, "type", "x")
+    assert r.code == 1
+    assert r.err.startswith("ipkvm type: target offline: ")
+    # ...after that the appliance knows, and says so at once.
+    r = await ipkvm(env, "type", "x")
+    assert (r.code, r.err) == (1, "ipkvm type: target offline: demo target is powered off\n")
+    script_dir = Path(env["HOME"])
+    (script_dir / "s.txt").write_text("STRING x\n")
+    r = await ipkvm(env, "run", str(script_dir / "s.txt"))
+    assert (r.code, r.err) == (1, "ipkvm run: target offline: demo target is powered off\n")
+
+
+async def test_ctrl_c_cancels_the_script_on_the_appliance(
+    server: Server, tmp_path: Path, env: dict[str, str]
+) -> None:
+    machine = demo(server)
+    hub = server.appliance.hub  # type: ignore[attr-defined]
+    script = tmp_path / "slow.txt"
+    script.write_text("STRING a\nDELAY 20000\nSTRING b\n")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "appliance",
+        "run",
+        str(script),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    seq = 0
+    async with asyncio.timeout(30):
+        while machine.state()["text"] != "a":
+            seq = (await hub.next_frame(seq)).seq
+    proc.send_signal(signal.SIGINT)
+    async with asyncio.timeout(30):
+        _, err = await proc.communicate()
+    assert proc.returncode == 130, err
+    scripts = server.appliance.jobs.tasks  # type: ignore[attr-defined]
+    assert not scripts  # the appliance stopped it
+    assert machine.state()["text"] == "a"
