@@ -74,8 +74,11 @@ class Server:
                 self.process.wait(timeout=5)
 
 
-def start_server(state_dir: Path, config: str | None = None) -> Server:
-    port = free_port()
+def start_server(
+    state_dir: Path, config: str | None = None, port: int = 0, password: str = ""
+) -> Server:
+    """Start ``ipkvm serve``; *password* is for a restart (it is printed only on first start)."""
+    port = port or free_port()
     cmd = [
         sys.executable,
         "-m",
@@ -100,7 +103,7 @@ def start_server(state_dir: Path, config: str | None = None) -> Server:
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
-    server = Server(url=f"http://127.0.0.1:{port}", password="", process=process)
+    server = Server(url=f"http://127.0.0.1:{port}", password=password, process=process)
     found = threading.Event()
 
     def drain() -> None:
@@ -109,8 +112,9 @@ def start_server(state_dir: Path, config: str | None = None) -> Server:
         for line in process.stdout:
             server.output.append(line.rstrip("\n"))
             match = PASSWORD_LINE.match(line)
-            if match and not server.password and "-" in match.group(1):
+            if match and "-" in match.group(1):
                 server.password = match.group(1)
+            if line.startswith("  password:"):
                 found.set()
         found.set()  # process ended
 
@@ -166,6 +170,7 @@ class Console:
     server: Server
     errors: list[str]
     allowed: list[re.Pattern[str]]
+    context: Any = None
 
     def allow(self, pattern: str) -> None:
         """Accept console errors matching *pattern* (e.g. the 401 of a wrong password)."""
@@ -202,10 +207,10 @@ class Console:
         pytest.fail(f"timed out waiting for {what} (last: {last!r})")
 
 
-def _open(browser: Any, server: Server, viewport: dict[str, int]) -> Iterator[Console]:
+def open_console(browser: Any, server: Server, viewport: dict[str, int]) -> Iterator[Console]:
     context = browser.new_context(viewport=viewport, accept_downloads=True)
     page = context.new_page()
-    console = Console(page=page, server=server, errors=[], allowed=[])
+    console = Console(page=page, server=server, errors=[], allowed=[], context=context)
     page.on(
         "console",
         lambda msg: console.errors.append(f"console: {msg.text}") if msg.type == "error" else None,
@@ -217,18 +222,31 @@ def _open(browser: Any, server: Server, viewport: dict[str, int]) -> Iterator[Co
 
 
 @pytest.fixture
+def own_server(tmp_path: Path) -> Iterator[Server]:
+    """A demo appliance for one test only (tests that stop or restart it)."""
+    srv = start_server(tmp_path / "state")
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def own_console(browser: Any, own_server: Server) -> Iterator[Console]:
+    yield from open_console(browser, own_server, {"width": 1280, "height": 720})
+
+
+@pytest.fixture
 def console(browser: Any, server: Server) -> Iterator[Console]:
-    yield from _open(browser, server, {"width": 1280, "height": 720})
+    yield from open_console(browser, server, {"width": 1280, "height": 720})
 
 
 @pytest.fixture
 def de_console(browser: Any, de_server: Server) -> Iterator[Console]:
-    yield from _open(browser, de_server, {"width": 1280, "height": 720})
+    yield from open_console(browser, de_server, {"width": 1280, "height": 720})
 
 
 @pytest.fixture
 def phone_console(browser: Any, server: Server) -> Iterator[Console]:
-    yield from _open(browser, server, {"width": 390, "height": 844})
+    yield from open_console(browser, server, {"width": 390, "height": 844})
 
 
 @pytest.fixture(scope="session")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.browser.conftest import Console
+from tests.browser.conftest import Console, start_server
 
 pytestmark = pytest.mark.browser
 
@@ -252,3 +253,60 @@ def test_phone_width_collapses_the_toolbar(phone_console: Console, artifacts: Pa
     assert page.locator("#paste-btn").is_visible()
     page.wait_for_function("document.querySelector('#video-box img')?.naturalWidth > 0")
     page.screenshot(path=str(artifacts / "console-phone.png"))
+
+
+# Chromium logs refused connections while the appliance is unreachable: expected there.
+OUTAGE_ERRORS = (
+    r"WebSocket connection|ERR_INCOMPLETE_CHUNKED_ENCODING|ERR_INTERNET_DISCONNECTED"
+    r"|ERR_CONNECTION_REFUSED|401"
+)
+
+
+def test_network_loss_shows_reconnecting_and_recovers(console: Console) -> None:
+    console.login()
+    console.allow(OUTAGE_ERRORS)
+    page = console.page
+    page.wait_for_function("document.querySelector('#video-box img')?.naturalWidth > 0")
+    clear_field(console)
+    console.context.set_offline(True)
+    banner = page.locator("#banner")
+    banner.wait_for(state="visible", timeout=20000)
+    assert "reconnecting" in banner.inner_text().lower()
+    console.context.set_offline(False)
+    banner.wait_for(state="hidden", timeout=20000)
+    page.wait_for_function("/RTT \\d+ ms/.test(document.getElementById('stats').textContent)")
+    page.keyboard.type("back")
+    console.wait_for("typing after the reconnect", lambda: demo(console)["text"] == "back")
+
+
+def test_service_restart_reconnects_or_asks_to_sign_in_again(
+    own_console: Console, tmp_path: Path
+) -> None:
+    c = own_console
+    c.login()
+    c.allow(OUTAGE_ERRORS)
+    page = c.page
+    old = c.server
+    old.process.kill()  # a crash; systemd would start it again
+    old.process.wait(timeout=10)
+    page.locator("#banner", has_text="reconnecting").wait_for(timeout=20000)
+    port = int(old.url.rsplit(":", 1)[1])
+    new = start_server(tmp_path / "state", port=port, password=old.password)
+    c.server = new
+    try:
+        # Sessions live in the service's memory: after a restart the console must notice that
+        # its session is gone and return to the login page by itself (or, should sessions
+        # survive restarts one day, simply reconnect).
+        page.wait_for_function(
+            "location.pathname === '/login' || "
+            "(document.getElementById('banner').hidden && "
+            "/RTT \\d+ ms/.test(document.getElementById('stats').textContent))",
+            timeout=30000,
+        )
+        if page.url.endswith("/login"):
+            c.login()
+        page.wait_for_function("document.querySelector('#video-box img')?.naturalWidth > 0")
+        assert page.locator("#banner").is_hidden()
+        assert re.search(r"RTT", page.locator("#stats").inner_text())
+    finally:
+        new.stop()

@@ -49,6 +49,7 @@ socket.addEventListener("open", () => {
 });
 socket.addEventListener("close", () => {
   keyboard.held.clear(); // the server released them when the connection closed
+  ui.setRtt(null);
   ui.setSocketOpen(false);
 });
 socket.addEventListener("state", (e) => applyState(e.detail));

@@ -74,9 +74,9 @@ export class KvmSocket extends EventTarget {
   scheduleReconnect() {
     const delay = BACKOFF_MS[Math.min(this.attempt, BACKOFF_MS.length - 1)];
     this.attempt += 1;
-    // After a few failures check whether the session itself expired (a refused upgrade looks
-    // the same as a network error from here).
-    if (this.attempt === 3 || this.attempt % 10 === 0) this.checkSession();
+    // From the second failure on, check whether the session itself is gone (a refused upgrade
+    // looks the same as a network error from here; a service restart forgets sessions).
+    if (this.attempt >= 2) this.checkSession();
     this.timers.retry = setTimeout(() => this.connect(), delay);
   }
 

@@ -1,0 +1,290 @@
+// H.264 over WebSocket, decoded with WebCodecs and painted on a <canvas>: the lowest-latency
+// transport. Nothing sits between the appliance's encoder and the screen but TCP and the decoder:
+// no jitter buffer, no RTP reassembly, no <video> element playout delay.
+//
+// Wire format (docs/api.md, "H.264 over WebSocket"): a text message {"type":"stream","codec",
+// "width","height"} before the first keyframe (and on changes), then one binary message per
+// access unit: a header (u8 flags bit0=keyframe, u8 header length, u16 width, u16 height,
+// u16 reserved, u32 seq, u64 capture time in wall-clock microseconds, big-endian) + Annex-B data.
+//
+// Latest frame wins: a decoded frame is painted at once and closed; if the decoder falls behind
+// (queue growing) we skip to the next keyframe instead of showing an ever older picture.
+
+import { FpsMeter } from "./fps.js";
+
+const STALL_MS = 4000; // the server sends a frame at least about once a second
+const RETRY_MS = [250, 500, 1000, 2000, 3000, 5000];
+const MAX_DECODE_QUEUE = 3;
+const FALLBACK_CODEC = "avc1.42E01F";
+
+/** "avc1.PPCCLL" from the first SPS in an Annex-B access unit, or null. */
+export function codecFromAnnexB(bytes) {
+  for (let i = 0; i + 4 < bytes.length; i += 1) {
+    if (bytes[i] === 0 && bytes[i + 1] === 0 && bytes[i + 2] === 1) {
+      if ((bytes[i + 3] & 0x1f) === 7 && i + 6 < bytes.length) {
+        const hex = (b) => b.toString(16).padStart(2, "0").toUpperCase();
+        return `avc1.${hex(bytes[i + 4])}${hex(bytes[i + 5])}${hex(bytes[i + 6])}`;
+      }
+      i += 2;
+    }
+  }
+  return null;
+}
+
+/** Parse one binary message: {keyframe, width, height, seq, captureUs, data}. */
+export function parseAccessUnit(buffer) {
+  const view = new DataView(buffer);
+  const flags = view.getUint8(0);
+  const headerLength = view.getUint8(1);
+  return {
+    keyframe: (flags & 1) === 1,
+    width: view.getUint16(2),
+    height: view.getUint16(4),
+    seq: view.getUint32(8),
+    captureUs: Number(view.getBigUint64(12)),
+    data: new Uint8Array(buffer, headerLength),
+  };
+}
+
+export class WebCodecsTransport {
+  static id = "webcodecs";
+  static label = "H.264 (WebCodecs)";
+
+  static async available() {
+    if (typeof VideoDecoder !== "function" || typeof EncodedVideoChunk !== "function") return false;
+    if (typeof WebSocket !== "function") return false;
+    try {
+      const support = await VideoDecoder.isConfigSupported({ codec: FALLBACK_CODEC });
+      return Boolean(support.supported);
+    } catch {
+      return false;
+    }
+  }
+
+  constructor({ onStatus = () => {}, onFrame = () => {} } = {}) {
+    this.onStatus = onStatus;
+    this.onFrame = onFrame;
+    this.options = {};
+    this.element = null;
+    this.ctx = null;
+    this.meter = new FpsMeter();
+    this.ws = null;
+    this.decoder = null;
+    this.codec = null;
+    this.waitKey = true;
+    this.running = false;
+    this.playing = false;
+    this.attempt = 0;
+    this.retryTimer = null;
+    this.stallTimer = null;
+    /** Last measured capture → painted delay in ms (same-clock machines only), or null. */
+    this.latency = null;
+    this.lastSeq = null;
+  }
+
+  get fps() {
+    return this.meter.fps;
+  }
+
+  pictureSize() {
+    const c = this.element;
+    if (!c || !c.width || !this.playing) return null;
+    return { width: c.width, height: c.height };
+  }
+
+  start(container, options = {}) {
+    this.options = { ...this.options, ...options };
+    const canvas = document.createElement("canvas");
+    canvas.className = "video";
+    canvas.setAttribute("aria-label", "Target screen");
+    container.replaceChildren(canvas);
+    this.element = canvas;
+    this.ctx = canvas.getContext("2d", { alpha: false, desynchronized: true });
+    this.running = true;
+    this.connect();
+  }
+
+  stop() {
+    this.running = false;
+    clearTimeout(this.retryTimer);
+    clearTimeout(this.stallTimer);
+    this.closeSocket();
+    this.closeDecoder();
+    if (this.element) this.element.remove();
+    this.element = null;
+    this.ctx = null;
+  }
+
+  restart() {
+    if (!this.running) return;
+    this.attempt = 0;
+    this.connect();
+  }
+
+  // One shared encoder serves every viewer: fps and quality are the appliance's settings.
+  configure(options) {
+    this.options = { ...this.options, ...options };
+  }
+
+  closeSocket() {
+    if (this.ws) {
+      const ws = this.ws;
+      this.ws = null;
+      ws.onmessage = ws.onclose = ws.onerror = null;
+      try {
+        ws.close(1000, "bye");
+      } catch {
+        // already closed
+      }
+    }
+  }
+
+  closeDecoder() {
+    if (this.decoder && this.decoder.state !== "closed") {
+      try {
+        this.decoder.close();
+      } catch {
+        // already closed
+      }
+    }
+    this.decoder = null;
+    this.codec = null;
+    this.waitKey = true;
+  }
+
+  connect() {
+    clearTimeout(this.retryTimer);
+    this.closeSocket();
+    this.closeDecoder();
+    this.playing = false;
+    this.onStatus("connecting");
+    const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
+    const ws = new WebSocket(`${scheme}//${window.location.host}/api/stream.h264`);
+    ws.binaryType = "arraybuffer";
+    this.ws = ws;
+    this.armStallTimer();
+    ws.onmessage = (event) => {
+      if (this.ws !== ws) return;
+      this.armStallTimer();
+      if (typeof event.data === "string") this.onText(event.data);
+      else this.onAccessUnit(parseAccessUnit(event.data));
+    };
+    ws.onclose = () => {
+      if (this.ws !== ws) return;
+      this.ws = null;
+      this.retry("connection closed");
+    };
+    ws.onerror = () => {}; // onclose follows
+  }
+
+  retry(reason) {
+    clearTimeout(this.stallTimer);
+    this.closeDecoder();
+    this.playing = false;
+    this.onStatus("error", reason);
+    const delay = RETRY_MS[Math.min(this.attempt, RETRY_MS.length - 1)];
+    this.attempt += 1;
+    if (this.running) this.retryTimer = setTimeout(() => this.connect(), delay);
+  }
+
+  armStallTimer() {
+    clearTimeout(this.stallTimer);
+    this.stallTimer = setTimeout(() => {
+      if (!this.running) return;
+      this.onStatus("stalled");
+      this.connect();
+    }, STALL_MS);
+  }
+
+  onText(text) {
+    let msg;
+    try {
+      msg = JSON.parse(text);
+    } catch {
+      return;
+    }
+    if (msg && msg.type === "stream" && msg.codec) this.configureDecoder(msg.codec, msg);
+  }
+
+  configureDecoder(codec, size = {}) {
+    if (this.decoder && this.codec === codec && this.decoder.state === "configured") return;
+    this.closeDecoder();
+    const decoder = new VideoDecoder({
+      output: (frame) => this.paint(frame),
+      error: (err) => this.decoderError(err),
+    });
+    const config = { codec, optimizeForLatency: true };
+    if (size.width && size.height) {
+      config.codedWidth = size.width;
+      config.codedHeight = size.height;
+    }
+    decoder.configure(config);
+    this.decoder = decoder;
+    this.codec = codec;
+    this.waitKey = true;
+  }
+
+  requestKeyframe() {
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) {
+      this.ws.send(JSON.stringify({ type: "keyframe" }));
+    }
+  }
+
+  decoderError(err) {
+    console.warn("H.264 decoder error, waiting for a keyframe:", err && err.message);
+    const codec = this.codec;
+    this.closeDecoder();
+    if (codec) this.configureDecoder(codec);
+    this.requestKeyframe();
+  }
+
+  onAccessUnit(unit) {
+    if (unit.keyframe) {
+      const codec = codecFromAnnexB(unit.data) || this.codec || FALLBACK_CODEC;
+      if (!this.decoder || this.codec !== codec) this.configureDecoder(codec, unit);
+    }
+    const decoder = this.decoder;
+    if (!decoder || decoder.state !== "configured") return;
+    if (this.waitKey && !unit.keyframe) return;
+    if (!unit.keyframe && decoder.decodeQueueSize > MAX_DECODE_QUEUE) {
+      // The decoder cannot keep up: showing every frame late is worse than skipping to a
+      // fresh keyframe.
+      this.waitKey = true;
+      this.requestKeyframe();
+      return;
+    }
+    this.waitKey = false;
+    this.lastSeq = unit.seq;
+    decoder.decode(
+      new EncodedVideoChunk({
+        type: unit.keyframe ? "key" : "delta",
+        timestamp: unit.captureUs, // comes back on the VideoFrame: latency without bookkeeping
+        data: unit.data,
+      }),
+    );
+  }
+
+  paint(frame) {
+    try {
+      const canvas = this.element;
+      if (!canvas || !this.ctx) return;
+      const w = frame.displayWidth;
+      const h = frame.displayHeight;
+      if (canvas.width !== w || canvas.height !== h) {
+        canvas.width = w;
+        canvas.height = h;
+      }
+      this.ctx.drawImage(frame, 0, 0, w, h);
+      this.latency = Date.now() - frame.timestamp / 1000;
+    } finally {
+      frame.close();
+    }
+    this.attempt = 0;
+    this.meter.tick();
+    if (!this.playing) {
+      this.playing = true;
+      this.onStatus("playing");
+    }
+    this.onFrame();
+  }
+}
