@@ -289,6 +289,7 @@ class H264Encoder:
         interval = 1.0 / s.max_fps
         last: Frame | None = None
         last_encode = -1e9
+        slot = 0.0  # the time the next frame is due at max_fps
         refine_left = 0
         try:
             while self._subs:
@@ -309,8 +310,10 @@ class H264Encoder:
                     await asyncio.sleep(s.min_keyframe_interval - (now - self._last_idr))
                     frame = self.hub.latest or frame
                     changed = frame.content_seq != last.content_seq
-                # Pace to max_fps, then take whatever is freshest.
-                rest = last_encode + interval - time.monotonic()
+                # Cap the average rate at max_fps without adding a phase lag: a frame may start
+                # up to half an interval before its slot (a source at exactly max_fps, with
+                # jitter, is never held back), and the slots advance by one interval per encode.
+                rest = slot - interval / 2 - time.monotonic()
                 if rest > 0:
                     await asyncio.sleep(rest)
                     frame = self.hub.latest or frame
@@ -323,6 +326,7 @@ class H264Encoder:
                 elif not keyframe and refine_left > 0:
                     refine_left -= 1
                 last_encode = time.monotonic()
+                slot = max(slot, last_encode) + interval
                 try:
                     out = await loop.run_in_executor(
                         self._executor, self._encode, frame, keyframe, last_encode

@@ -79,6 +79,8 @@ export class WebCodecsTransport {
     this.stallTimer = null;
     /** Last measured capture → painted delay in ms (same-clock machines only), or null. */
     this.latency = null;
+    /** Last capture → arrival (WebSocket message) delay in ms, for diagnostics. */
+    this.arrival = null;
     this.lastSeq = null;
   }
 
@@ -239,6 +241,7 @@ export class WebCodecsTransport {
   }
 
   onAccessUnit(unit) {
+    this.arrival = Date.now() - unit.captureUs / 1000;
     if (unit.keyframe) {
       const codec = codecFromAnnexB(unit.data) || this.codec || FALLBACK_CODEC;
       if (!this.decoder || this.codec !== codec) this.configureDecoder(codec, unit);
