@@ -207,8 +207,10 @@ class Console:
         pytest.fail(f"timed out waiting for {what} (last: {last!r})")
 
 
-def open_console(browser: Any, server: Server, viewport: dict[str, int]) -> Iterator[Console]:
-    context = browser.new_context(viewport=viewport, accept_downloads=True)
+def open_console(
+    browser: Any, server: Server, viewport: dict[str, int], **options: Any
+) -> Iterator[Console]:
+    context = browser.new_context(viewport=viewport, accept_downloads=True, **options)
     page = context.new_page()
     console = Console(page=page, server=server, errors=[], allowed=[], context=context)
     page.on(
@@ -247,6 +249,11 @@ def de_console(browser: Any, de_server: Server) -> Iterator[Console]:
 @pytest.fixture
 def phone_console(browser: Any, server: Server) -> Iterator[Console]:
     yield from open_console(browser, server, {"width": 390, "height": 844})
+
+
+@pytest.fixture
+def touch_console(browser: Any, server: Server) -> Iterator[Console]:
+    yield from open_console(browser, server, {"width": 1280, "height": 720}, has_touch=True)
 
 
 @pytest.fixture(scope="session")

@@ -26,6 +26,30 @@ def state(c: Console) -> dict[str, Any]:
     return s
 
 
+def picture_point(c: Console, px: float, py: float) -> tuple[float, float]:
+    """Page coordinates of target pixel (px, py), from the displayed picture's real box."""
+    c.page.wait_for_function("document.querySelector('#video-box img')?.naturalWidth > 0")
+    left, top, width, height = c.page.evaluate(
+        "(() => { const r = document.querySelector('#video-box img').getBoundingClientRect();"
+        " return [r.left, r.top, r.width, r.height]; })()"
+    )
+    d = demo(c)
+    scale = min(width / d["width"], height / d["height"])
+    pic_left = left + (width - d["width"] * scale) / 2
+    pic_top = top + (height - d["height"] * scale) / 2
+    return pic_left + (px + 0.5) * scale, pic_top + (py + 0.5) * scale
+
+
+def tab_center(c: Console, name: str) -> tuple[float, float]:
+    from capture.demo_menu import default_tabs
+    from capture.demo_screen import Geometry
+
+    d = demo(c)
+    names = tuple(t.name for t in default_tabs())
+    x, y, w, h = Geometry(d["width"], d["height"], names).tabs[names.index(name)]
+    return picture_point(c, x + w / 2, y + h / 2)
+
+
 def clear_field(c: Console) -> None:
     c.api("POST", "/api/hid/keys", {"keys": CLEAR_FIELD})
     c.wait_for("an empty Asset Tag", lambda: demo(c)["text"] == "")
@@ -310,3 +334,77 @@ def test_service_restart_reconnects_or_asks_to_sign_in_again(
         assert re.search(r"RTT", page.locator("#stats").inner_text())
     finally:
         new.stop()
+
+
+def test_touch_tap_clicks_and_drag_moves(touch_console: Console) -> None:
+    c = touch_console
+    c.login()
+    if demo(c)["tab"] != "Main":
+        c.api("POST", "/api/hid/keys", {"keys": "home"})
+    x, y = tab_center(c, "Advanced")
+    c.page.touchscreen.tap(x, y)
+    c.wait_for("the Advanced tab", lambda: demo(c)["tab"] == "Advanced")
+    x, y = tab_center(c, "Main")
+    c.page.touchscreen.tap(x, y)
+    c.wait_for("the Main tab", lambda: demo(c)["tab"] == "Main")
+    # A drag (no tap) moves the pointer under the finger without clicking.
+    cdp = c.context.new_cdp_session(c.page)
+    start, end = picture_point(c, 300, 500), picture_point(c, 900, 600)
+
+    def touch(kind: str, point: tuple[float, float] | None) -> None:
+        points = [] if point is None else [{"x": point[0], "y": point[1]}]
+        cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": points})
+
+    touch("touchStart", start)
+    for i in range(1, 11):
+        touch(
+            "touchMove",
+            (start[0] + (end[0] - start[0]) * i / 10, start[1] + (end[1] - start[1]) * i / 10),
+        )
+    touch("touchEnd", None)
+    c.wait_for(
+        "the pointer at the end of the drag",
+        lambda: abs(demo(c)["pointer"]["x"] - 900) <= 3 and abs(demo(c)["pointer"]["y"] - 600) <= 3,
+    )
+    assert demo(c)["tab"] == "Main"
+
+
+def test_wheel_direction_moves_the_selection(console: Console) -> None:
+    console.login()
+    page = console.page
+    clear_field(console)
+    console.api("POST", "/api/hid/keys", {"keys": "esc"})
+    assert demo(console)["selection"]["item"] == "Asset Tag"
+    page.mouse.move(*picture_point(console, 640, 400))
+    page.mouse.wheel(0, 100)  # scrolling down = wheel turned towards the user = next item
+    console.wait_for("the next item", lambda: demo(console)["selection"]["item"] != "Asset Tag")
+    assert demo(console)["selection"]["item"] == "System Language"
+    page.mouse.wheel(0, -100)
+    console.wait_for("back up", lambda: demo(console)["selection"]["item"] == "Asset Tag")
+
+
+def test_on_screen_keyboard_with_sticky_shift(console: Console) -> None:
+    console.login()
+    clear_field(console)
+    page = console.page
+    page.click("#osk-btn")
+    osk = page.locator("#osk")
+    osk.locator("[data-code='ShiftLeft']").click()
+    assert osk.locator("[data-code='ShiftLeft']").get_attribute("aria-pressed") == "true"
+    osk.locator("[data-code='KeyA']").click()
+    assert osk.locator("[data-code='ShiftLeft']").get_attribute("aria-pressed") == "false"
+    osk.locator("[data-code='KeyB']").click()
+    osk.locator("[data-code='Digit1']").click()
+    console.wait_for("'Ab1' in the demo", lambda: demo(console)["text"] == "Ab1")
+    assert state(console)["hid"]["keys_held"] == []
+
+
+def test_snapshot_downloads_a_picture(console: Console) -> None:
+    console.login()
+    page = console.page
+    with page.expect_download() as info:
+        page.click("#snapshot-btn")
+    download = info.value
+    assert download.suggested_filename.startswith("ipkvm-")
+    data = Path(download.path()).read_bytes()
+    assert data[:2] == b"\xff\xd8" or data[:8] == b"\x89PNG\r\n\x1a\n"
