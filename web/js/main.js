@@ -88,15 +88,21 @@ const paste = new PastePanel(
   settings,
 );
 let layoutsLoaded = false;
-setupPanel($("paste-btn"), $("paste-panel"), () => {
-  if (!layoutsLoaded) {
-    layoutsLoaded = true;
-    paste.loadLayouts();
-  }
-});
+const rightPanels = []; // paste and settings share the top-right corner
+setupPanel(
+  $("paste-btn"),
+  $("paste-panel"),
+  () => {
+    if (!layoutsLoaded) {
+      layoutsLoaded = true;
+      paste.loadLayouts();
+    }
+  },
+  rightPanels,
+);
 new OnScreenKeyboard($("osk"), send);
 setupPanel($("osk-btn"), $("osk-panel"));
-setupPanel($("settings-btn"), $("settings-panel"));
+setupPanel($("settings-btn"), $("settings-panel"), () => {}, rightPanels);
 
 // Stream and mouse settings.
 function bindRange(id, key, format, onChange) {

@@ -3,6 +3,7 @@
 // arrows/Home/End move, Escape closes and returns focus to the button, Tab closes.
 
 const openMenus = new Set();
+const openablePanels = [];
 
 function items(menu) {
   return [...menu.querySelectorAll('[role="menuitem"]:not([hidden]):not([disabled])')];
@@ -99,12 +100,14 @@ document.addEventListener("pointerdown", (e) => {
  * A toolbar button that shows/hides a panel. Escape inside the panel closes it and returns
  * focus to the button; opening focuses the panel's first control.
  */
-export function setupPanel(button, panel, onOpen = () => {}) {
+export function setupPanel(button, panel, onOpen = () => {}, group = null) {
   const control = {
     get isOpen() {
       return !panel.hidden;
     },
     open() {
+      // Panels of one group share a place on screen: only one is open at a time.
+      if (group) for (const other of group) if (other !== control && other.isOpen) other.close(false);
       panel.hidden = false;
       button.setAttribute("aria-expanded", "true");
       onOpen();
@@ -131,5 +134,22 @@ export function setupPanel(button, panel, onOpen = () => {}) {
   for (const close of panel.querySelectorAll("[data-close]")) {
     close.addEventListener("click", () => control.close());
   }
+  openablePanels.push(control);
+  if (group) group.push(control);
   return control;
 }
+
+// Escape outside the capture area (which sends Escape to the target and stops the event)
+// closes an open menu, else the most recently opened panel still open.
+document.addEventListener("keydown", (e) => {
+  if (e.key !== "Escape" || e.defaultPrevented) return;
+  if (openMenus.size) {
+    closeAllMenus();
+    return;
+  }
+  const open = openablePanels.filter((p) => p.isOpen);
+  if (open.length) {
+    e.preventDefault();
+    open[open.length - 1].close();
+  }
+});

@@ -50,8 +50,12 @@ export class PastePanel {
   }
 
   busy(on) {
+    // Keep keyboard focus on an enabled button when the focused one gets disabled.
+    const focused = document.activeElement;
     this.els.send.disabled = on;
     this.els.cancel.disabled = !on;
+    if (on && focused === this.els.send) this.els.cancel.focus();
+    if (!on && focused === this.els.cancel) this.els.send.focus();
   }
 
   say(text, kind = "") {
