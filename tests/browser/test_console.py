@@ -408,3 +408,53 @@ def test_snapshot_downloads_a_picture(console: Console) -> None:
     assert download.suggested_filename.startswith("ipkvm-")
     data = Path(download.path()).read_bytes()
     assert data[:2] == b"\xff\xd8" or data[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_paste_shows_progress_and_can_be_cancelled(console: Console) -> None:
+    console.login()
+    clear_field(console)
+    page = console.page
+    page.click("#paste-btn")
+    page.locator("#paste-layout option[value='us']").wait_for(state="attached")
+    page.select_option("#paste-layout", "us")
+    page.fill("#paste-pacing", "25")
+    page.dispatch_event("#paste-pacing", "change")
+    text = "abcdefghij" * 15
+    page.fill("#paste-text", text)
+    page.click("#paste-send")
+    # The bar moves while typing goes on (progress events over the WebSocket).
+    page.wait_for_function(
+        "(() => { const p = document.getElementById('paste-progress');"
+        " return p.max > 1 && p.value > 0 && p.value < p.max; })()",
+        timeout=15000,
+    )
+    assert page.evaluate("document.activeElement.id") == "paste-cancel"
+    page.click("#paste-cancel")
+    page.locator("#paste-result", has_text="Cancelled").wait_for(timeout=10000)
+    assert page.locator("#paste-send").is_enabled()
+    typed = demo(console)["text"]
+    assert 0 < len(typed) < 32 and text.startswith(typed)
+    assert state(console)["hid"]["keys_held"] == []
+
+
+def test_login_throttle_says_when_to_retry(own_console: Console) -> None:
+    c = own_console
+    c.allow(r"40[1-9]|429")
+    page = c.page
+    page.goto(f"{c.server.url}/login")
+    error = page.locator("#login-error")
+    for attempt in range(8):
+        page.fill("#password", f"wrong-{attempt}")
+        page.wait_for_function("!document.getElementById('login-submit').disabled")
+        page.press("#password", "Enter")
+        page.wait_for_function(
+            "(() => { const e = document.getElementById('login-error');"
+            " return !e.hidden && e.textContent; })()"
+        )
+        if "too many attempts" in error.inner_text().lower():
+            break
+    text = error.inner_text()
+    assert re.search(r"Too many attempts, try again in \d+ s", text), text
+    assert page.locator("#login-submit").is_disabled()
+    # The countdown ends by itself and the form works again.
+    page.wait_for_function("!document.getElementById('login-submit').disabled", timeout=20000)
