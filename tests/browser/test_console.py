@@ -458,3 +458,23 @@ def test_login_throttle_says_when_to_retry(own_console: Console) -> None:
     assert page.locator("#login-submit").is_disabled()
     # The countdown ends by itself and the form works again.
     page.wait_for_function("!document.getElementById('login-submit').disabled", timeout=20000)
+
+
+def test_fullscreen_hides_the_toolbar_and_keeps_keys_for_the_target(console: Console) -> None:
+    console.login()
+    clear_field(console)
+    page = console.page
+    page.click("#fullscreen-btn")
+    page.wait_for_function("document.fullscreenElement !== null")
+    page.wait_for_function("document.body.classList.contains('fullscreen')")
+    assert page.evaluate("document.activeElement.id") == "capture"
+    assert page.locator("#fullscreen-btn").inner_text() == "Exit fullscreen"
+    page.keyboard.type("fs")
+    console.wait_for("typing in fullscreen", lambda: demo(console)["text"] == "fs")
+    # Away from the top edge the toolbar slides away (a sliver stays there to reveal it).
+    page.mouse.move(640, 500)
+    page.wait_for_function(
+        "document.getElementById('toolbar').getBoundingClientRect().bottom <= 8", timeout=5000
+    )
+    page.evaluate("document.exitFullscreen()")
+    page.wait_for_function("!document.body.classList.contains('fullscreen')")
