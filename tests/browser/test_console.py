@@ -478,3 +478,24 @@ def test_fullscreen_hides_the_toolbar_and_keeps_keys_for_the_target(console: Con
     )
     page.evaluate("document.exitFullscreen()")
     page.wait_for_function("!document.body.classList.contains('fullscreen')")
+
+
+def test_stream_settings_reconnect_with_new_fps_and_quality_and_persist(console: Console) -> None:
+    console.login()
+    page = console.page
+    page.wait_for_function("document.querySelector('#video-box img')?.naturalWidth > 0")
+    page.click("#settings-btn")
+    assert page.locator("#transport-name").inner_text() == "MJPEG"
+    with page.expect_request(lambda r: "/api/stream.mjpeg" in r.url and "fps=5" in r.url):
+        page.fill("#set-fps", "5")
+        page.dispatch_event("#set-fps", "change")
+    with page.expect_request(lambda r: "/api/stream.mjpeg" in r.url and "quality=40" in r.url):
+        page.fill("#set-quality", "40")
+        page.dispatch_event("#set-quality", "change")
+    assert page.locator("#set-fps-out").inner_text() == "5"
+    with page.expect_request(
+        lambda r: "/api/stream.mjpeg" in r.url and "fps=5" in r.url and "quality=40" in r.url
+    ):
+        page.reload()
+    page.wait_for_function("document.querySelector('#video-box img')?.naturalWidth > 0")
+    page.evaluate("localStorage.clear()")
