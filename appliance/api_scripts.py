@@ -110,13 +110,12 @@ async def run_script(request: web.Request) -> web.Response:
                 screen.decode_png(templates[cmd.template])
             except screen.ScreenError as exc:
                 raise ducky.DuckyError(cmd.line, cmd.column, f"{cmd.template}: {exc}") from None
-        if any(isinstance(c, ducky.WaitText) for c in script.commands) and (
-            screen.tesseract_path() is None
-        ):
-            line = next(c.line for c in script.commands if isinstance(c, ducky.WaitText))
-            raise ducky.DuckyError(line, 1, screen.TESSERACT_HINT)
     except ducky.DuckyError as exc:
         fail(400, str(exc), line=exc.line, column=exc.column)
+    text_waits = [c for c in script.commands if isinstance(c, ducky.WaitText)]
+    if text_waits and screen.tesseract_path() is None:
+        line = text_waits[0].line
+        fail(501, f"line {line}: {screen.TESSERACT_HINT}", line=line, column=1)
 
     from hid.layouts import UnknownLayout, get_layout
 
@@ -124,6 +123,10 @@ async def run_script(request: web.Request) -> web.Response:
         layout = get_layout(layout_name or appliance.config.hid.layout)
     except UnknownLayout as exc:
         fail(400, str(exc).strip("'\""))
+    try:
+        ducky.check_typable(script, layout)
+    except ducky.DuckyError as exc:
+        fail(400, str(exc), line=exc.line, column=exc.column)
     if appliance.hid.online is False:
         fail(503, f"target offline: {appliance.hid.last_error or 'not answering'}")
 

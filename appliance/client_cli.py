@@ -377,6 +377,16 @@ async def _run_script(
         except IpkvmError as exc:
             raise _fail(_script_error(name, exc.body, exc.message)) from None
         return 0
+    # The appliance checks STRING text against the target's layout; do the same here.
+    from hid.layouts import UnknownLayout, get_layout
+
+    layout_name = args.layout or (await client.state())["hid"]["layout"]
+    try:
+        ducky.check_typable(script, get_layout(layout_name))
+    except UnknownLayout as exc:
+        raise _fail(str(exc).strip("'\"")) from None
+    except ducky.DuckyError as exc:
+        raise _fail(f"{name}:{exc.line}:{exc.column}: {exc.message}") from None
     bar = Progress()
 
     def progress(done: int, total: int, command: Any) -> None:

@@ -111,6 +111,7 @@ class TypeText:
 
     line: int
     text: str
+    column: int = 8  # where the text starts, for "cannot type" errors
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,7 +310,7 @@ def parse(text: str) -> Script:
         elif word in ("STRING", "STRINGLN"):
             if word == "STRING" and not rest:
                 raise DuckyError(lineno, keyword.column, "STRING needs text to type")
-            command = TypeText(lineno, rest + ("\n" if word == "STRINGLN" else ""))
+            command = TypeText(lineno, rest + ("\n" if word == "STRINGLN" else ""), rest_column)
         elif word == "REPEAT":
             count = _int_arg(lineno, keyword, _tokens(rest, rest_column), 1, MAX_REPEAT, "count")
             if previous is None:
@@ -329,6 +330,25 @@ def parse(text: str) -> Script:
         if not isinstance(command, Repeat):
             previous = command
     return script
+
+
+def check_typable(script: Script, layout: Any) -> None:
+    """Refuse a script whose STRING text the target's *layout* cannot type (``€`` on ``us``)
+    with the line and column of the first such character, before anything is sent."""
+    from hid.text import plan_text
+
+    for command in script.commands:
+        action = command.command if isinstance(command, Repeat) else command
+        if not isinstance(action, TypeText):
+            continue
+        untypable = plan_text(action.text, layout).untypable
+        if untypable:
+            bad = untypable[0]
+            raise DuckyError(
+                command.line,
+                action.column + bad.index,
+                f"the {layout.name!r} layout cannot type {bad.char!r} (U+{ord(bad.char):04X})",
+            )
 
 
 # ---------------------------------------------------------------------------- templates

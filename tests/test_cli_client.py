@@ -215,6 +215,13 @@ async def test_run_parse_error_sends_nothing(
     assert r.code == 1
     assert r.err.startswith(f"ipkvm run: {script}:2:11: template ")
     assert "nothere.png" in r.err
+    script.write_text("STRING fine\nSTRING 5€\n")
+    for extra in ([], ["--local"]):
+        r = await ipkvm(env, "run", str(script), *extra)
+        assert (r.code, r.err) == (
+            1,
+            f"ipkvm run: {script}:2:9: the 'us' layout cannot type '€' (U+20AC)\n",
+        )
     assert machine.reports == reports
     assert machine.state() == before
 

@@ -207,7 +207,10 @@ async def test_wait_for_text_without_tesseract_is_501(
     with pytest.raises(IpkvmError) as info:
         await kvm.wait_for_text("anything", timeout=1)
     assert info.value.status == 501
-    assert info.value.message == ("text matching needs tesseract (apt-get install tesseract-ocr)")
+    assert info.value.message == "text matching needs tesseract (apt-get install tesseract-ocr)"
+    with pytest.raises(IpkvmError) as info:
+        await kvm.run_script("ENTER\nWAITFOR_TEXT Setup\n")
+    assert (info.value.status, info.value.body["line"]) == (501, 2)
 
 
 # ---------------------------------------------------------------------------- scripts
@@ -334,6 +337,10 @@ async def test_parse_error_sends_nothing(server: Server, kvm: IpkvmClient) -> No
         await kvm.run_script("ENTER\nWAITFOR missing.png\n")
     assert (info.value.body["line"], info.value.body["column"]) == (2, 9)
     assert "not uploaded" in info.value.message
+    with pytest.raises(IpkvmError) as info:
+        await kvm.run_script("STRING ok\nSTRING 5€\n")
+    assert (info.value.status, info.value.body["line"], info.value.body["column"]) == (400, 2, 9)
+    assert info.value.message == "line 2, column 9: the 'us' layout cannot type '€' (U+20AC)"
     assert machine.reports == reports
     assert await demo_state(kvm) == before
 

@@ -44,12 +44,12 @@ def test_parse_every_command() -> None:
         DefaultDelay(2, 20),
         Chord(3, ("MetaLeft", "KeyR")),
         Delay(4, 500),
-        TypeText(5, "notepad  two spaces kept "),
+        TypeText(5, "notepad  two spaces kept ", 8),
         Chord(6, ("Enter",)),
         Repeat(7, 3, Chord(6, ("Enter",))),
         Chord(8, ("ControlLeft", "AltLeft", "Delete")),
         Chord(9, ("ControlLeft", "ShiftLeft", "Escape")),
-        TypeText(10, "done\n"),
+        TypeText(10, "done\n", 10),
         DefaultDelay(11, 0),
         WaitImage(12, "boot menu.png", 12.5, 9),
         ducky.WaitText(13, "Setup Utility", 30.0),
@@ -101,7 +101,7 @@ def test_protocol_key_names() -> None:
 
 def test_crlf_indent_and_blank_lines() -> None:
     script = ducky.parse("\r\n  STRING a\r\n\r\n\tENTER\r\n")
-    assert script.commands == [TypeText(2, "a"), Chord(4, ("Enter",))]
+    assert script.commands == [TypeText(2, "a", 10), Chord(4, ("Enter",))]
 
 
 @pytest.mark.parametrize(
@@ -169,8 +169,11 @@ def _png(image: Any) -> bytes:
 # ---------------------------------------------------------------------------- running
 @pytest.fixture
 async def hid() -> AsyncIterator[HidController]:
-    c = HidController(MemoryOutput(), retry_interval=0.01, discard_after=0.2)
+    out = MemoryOutput()
+    c = HidController(out, retry_interval=0.01, discard_after=0.2)
     await c.start()
+    await c.drain()
+    out.reports.clear()  # whatever the controller sends on start is not the script's doing
     yield c
     await c.close()
 
@@ -242,3 +245,12 @@ async def test_missing_template_is_refused_before_anything_runs(hid: HidControll
     assert info.value.line == 2
     await hid.drain()
     assert _keyboard(hid) == []
+
+
+def test_untypable_text_names_line_and_column() -> None:
+    script = ducky.parse("ENTER\n  STRING price: 5€\n")
+    ducky.check_typable(script, get_layout("de"))  # a German keyboard has €
+    with pytest.raises(DuckyError) as info:
+        ducky.check_typable(script, get_layout("us"))
+    assert (info.value.line, info.value.column) == (2, 18)
+    assert info.value.message == "the 'us' layout cannot type '€' (U+20AC)"
