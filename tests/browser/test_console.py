@@ -499,3 +499,24 @@ def test_stream_settings_reconnect_with_new_fps_and_quality_and_persist(console:
         page.reload()
     page.wait_for_function("document.querySelector('#video-box img')?.naturalWidth > 0")
     page.evaluate("localStorage.clear()")
+
+
+def test_hidden_tab_releases_keys_and_pauses_the_stream(console: Console) -> None:
+    console.login()
+    page = console.page
+    page.wait_for_function("document.querySelector('#video-box img')?.naturalWidth > 0")
+    page.keyboard.down("Shift")
+    console.wait_for("ShiftLeft held", lambda: "ShiftLeft" in state(console)["hid"]["keys_held"])
+    # Headless pages are always visible: pretend the user switched tabs.
+    page.evaluate(
+        "Object.defineProperty(document, 'visibilityState', {value: 'hidden', configurable: true});"
+        "document.dispatchEvent(new Event('visibilitychange'))"
+    )
+    console.wait_for("no key held", lambda: state(console)["hid"]["keys_held"] == [])
+    # Shown again: the stream, paused while hidden, starts anew.
+    with page.expect_request(lambda r: "/api/stream.mjpeg" in r.url):
+        page.evaluate(
+            "Object.defineProperty(document, 'visibilityState', {value: 'visible',"
+            " configurable: true}); document.dispatchEvent(new Event('visibilitychange'))"
+        )
+    page.keyboard.up("Shift")

@@ -16,7 +16,7 @@ const capture = $("capture");
 const settings = new Settings();
 const socket = new KvmSocket();
 const send = (message) => socket.send(message);
-const ui = new Ui({ onKeysSent: () => {} });
+const ui = new Ui();
 
 let transport = null;
 let videoSize = null; // from state.video, used until the first frame tells the real size
@@ -45,7 +45,7 @@ socket.addEventListener("open", () => {
   const reconnected = ui.everConnected;
   ui.setSocketOpen(true);
   // The service may have restarted: do not wait for the stream's own back-off.
-  if (reconnected && transport) transport.restart();
+  if (reconnected && transport && document.visibilityState !== "hidden") transport.restart();
 });
 socket.addEventListener("close", () => {
   keyboard.held.clear(); // the server released them when the connection closed
@@ -124,6 +124,14 @@ $("set-stats").checked = settings.values.showStats;
 $("set-stats").addEventListener("change", () => {
   settings.update({ showStats: $("set-stats").checked });
   ui.showStats(settings.values.showStats);
+});
+
+// A hidden tab needs no picture: stop the stream (saves the appliance's CPU and the network)
+// and pick it up again at once when the tab is shown.
+document.addEventListener("visibilitychange", () => {
+  if (!transport) return;
+  if (document.visibilityState === "hidden") transport.suspend();
+  else transport.restart();
 });
 
 async function start() {

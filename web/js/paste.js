@@ -14,6 +14,7 @@ export class PastePanel {
     this.els = els;
     this.settings = settings;
     this.job = null;
+    this.finished = null; // a final progress event that arrived before our 202 answer
     els.send.addEventListener("click", () => this.start());
     els.cancel.addEventListener("click", () => this.cancel());
     els.layout.addEventListener("change", () => settings.update({ pasteLayout: els.layout.value }));

@@ -130,21 +130,26 @@ export class MjpegTransport {
   }
 
   stop() {
-    this.running = false;
-    clearTimeout(this.retryTimer);
-    clearTimeout(this.stallTimer);
-    if (this.abort) this.abort.abort();
-    this.abort = null;
-    if (this.shownUrl) URL.revokeObjectURL(this.shownUrl);
-    this.shownUrl = null;
+    this.suspend();
+    for (const url of [this.shownUrl, this.pending, this.nextUrl]) if (url) URL.revokeObjectURL(url);
+    this.shownUrl = this.pending = this.nextUrl = null;
     if (this.element) this.element.remove();
     this.element = null;
   }
 
   restart() {
-    if (!this.running) return;
+    if (!this.element) return; // stopped for good
+    this.running = true;
     this.attempt = 0;
     this.connect();
+  }
+
+  suspend() {
+    this.running = false;
+    clearTimeout(this.retryTimer);
+    clearTimeout(this.stallTimer);
+    if (this.abort) this.abort.abort();
+    this.abort = null;
   }
 
   configure(options) {

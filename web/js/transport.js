@@ -10,6 +10,7 @@
 //   start(container, options)  begin showing the picture (options: {fps, quality})
 //   stop()                     tear down everything (connections, elements, timers)
 //   restart()                  reconnect now (e.g. after the WebSocket came back)
+//   suspend()                  stop receiving while the page is hidden (restart() resumes)
 //   configure(options)         new fps/quality; reconnects if it must
 //   element                    the element that displays the picture (img/video/canvas)
 //   pictureSize()              {width, height} of the picture in pixels, or null

@@ -32,9 +32,8 @@ const VIDEO_MESSAGES = {
 };
 
 export class Ui {
-  constructor({ onKeysSent = () => {} } = {}) {
+  constructor() {
     this.$ = (id) => document.getElementById(id);
-    this.onKeysSent = onKeysSent;
     this.state = null;
     this.videoStatus = "starting";
     this.transportStatus = "connecting";
@@ -77,7 +76,6 @@ export class Ui {
   async sendKeys(chord) {
     try {
       await api("POST", "/api/hid/keys", { keys: chord });
-      this.onKeysSent(chord);
     } catch (err) {
       this.toast(`Could not send ${chord}: ${err.message}`);
     }
