@@ -520,3 +520,39 @@ def test_hidden_tab_releases_keys_and_pauses_the_stream(console: Console) -> Non
             " configurable: true}); document.dispatchEvent(new Event('visibilitychange'))"
         )
     page.keyboard.up("Shift")
+
+
+PARSER_CHECK = """async () => {
+  const { MultipartParser } = await import('/static/js/transport-mjpeg.js');
+  const enc = new TextEncoder();
+  const body = (n, seed) => new Uint8Array(n).map((_, i) => (i * 7 + seed) & 255);
+  const results = [];
+  for (const withLength of [true, false]) {
+    const pieces = [];
+    for (const [n, seed] of [[10, 1], [3000, 2], [5, 3]]) {
+      const len = withLength ? `Content-Length: ${n}\\r\\n` : '';
+      pieces.push(enc.encode(`--frame\\r\\nContent-Type: image/jpeg\\r\\n${len}\\r\\n`));
+      pieces.push(body(n, seed), enc.encode('\\r\\n'));
+    }
+    pieces.push(enc.encode('--frame\\r\\n\\r\\n'));
+    const all = new Uint8Array(pieces.reduce((a, p) => a + p.length, 0));
+    let at = 0;
+    for (const p of pieces) { all.set(p, at); at += p.length; }
+    for (const chunk of [1, 13, 100000]) {
+      const parser = new MultipartParser('frame');
+      const parts = [];
+      for (let i = 0; i < all.length; i += chunk) {
+        parts.push(...parser.feed(all.subarray(i, i + chunk)));
+      }
+      const ok = parts.length === 3 && parts.every((p, k) =>
+        p.length === [10, 3000, 5][k] && p.every((b, i) => b === ((i * 7 + k + 1) & 255)));
+      results.push(ok);
+    }
+  }
+  return results;
+}"""
+
+
+def test_mjpeg_parser_splits_parts_with_and_without_content_length(console: Console) -> None:
+    console.login()
+    assert console.page.evaluate(PARSER_CHECK) == [True] * 6
