@@ -146,6 +146,7 @@ async def test_wait_for_image_found_and_timeout(server: Server, kvm: IpkvmClient
     boot_screen = await until_screen_shows(server, kvm, "Boot")
     boot_panel = cut(boot_screen, machine.item_rect("Boot", "Boot Mode"))
     await kvm.keys("left left")
+    await until_screen_shows(server, kvm, "Main")  # no stale Boot frame may be matched
     loop = asyncio.get_running_loop()
     start = loop.time()
     with pytest.raises(WaitTimeout) as info:
