@@ -364,3 +364,36 @@ def test_bad_base64_template_names_the_line() -> None:
     with pytest.raises(ducky.DuckyError) as info:
         ducky.decode_templates(script, {"x.png": base64.b64encode(b"GIF89a").decode()})
     assert info.value.line == 2 and "not a PNG" in info.value.message
+
+
+async def test_self_signed_tls_needs_insecure(tmp_path: Any) -> None:
+    """The appliance's own self-signed certificate, served on loopback by a one-route app."""
+    from aiohttp import web
+
+    from appliance.tls import ensure_certificate, ssl_context
+    from tests.conftest import free_port
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    ensure_certificate(cert, key, ["127.0.0.1", "localhost"])
+
+    async def state(request: web.Request) -> web.Response:
+        return web.json_response({"via": request.headers.get("Authorization")})
+
+    app = web.Application()
+    app.router.add_get("/api/state", state)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    site = web.TCPSite(runner, "127.0.0.1", port, ssl_context=ssl_context(cert, key))
+    await site.start()
+    url = f"https://127.0.0.1:{port}"
+    try:
+        async with IpkvmClient(url, token="t0k") as strict:
+            with pytest.raises(IpkvmError) as info:
+                await strict.state()
+        assert info.value.status == 0
+        assert "certificate" in info.value.message.lower()
+        async with IpkvmClient(url, token="t0k", verify_tls=False) as lax:
+            assert await lax.state() == {"via": "Bearer t0k"}
+    finally:
+        await runner.cleanup()
