@@ -195,7 +195,7 @@ class Console:
         assert response.ok, f"{method} {path}: {response.status} {response.text()}"
         return response.json()
 
-    def wait_for(self, what: str, check: Callable[[], Any], timeout: float = 5.0) -> Any:
+    def wait_for(self, what: str, check: Callable[[], Any], timeout: float = 10.0) -> Any:
         """Poll *check* (server state seen over HTTP) until it is truthy; fail with *what*."""
         deadline = time.monotonic() + timeout
         last: Any = None

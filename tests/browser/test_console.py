@@ -219,17 +219,21 @@ def test_absolute_mouse_maps_the_picture_not_the_letterbox(console: Console) -> 
 def test_relative_mouse_mode_moves_the_pointer(console: Console) -> None:
     console.login()
     page = console.page
+    console.api("POST", "/api/hid/mouse", {"x": 0.5, "y": 0.5})  # away from the edges
     page.click("#mouse-btn")
-    console.wait_for("relative mode", lambda: state(console)["hid"]["mouse_mode"] == "relative")
-    page.locator("#mouse-btn", has_text="relative").wait_for()
-    before = demo(console)["pointer"]
-    page.mouse.move(400, 300)
-    page.mouse.move(500, 360, steps=10)
-    console.wait_for("the pointer to move", lambda: demo(console)["pointer"] != before)
-    after = demo(console)["pointer"]
-    assert after["x"] > before["x"]
-    page.click("#mouse-btn")
-    console.wait_for("absolute mode", lambda: state(console)["hid"]["mouse_mode"] == "absolute")
+    try:
+        console.wait_for("relative mode", lambda: state(console)["hid"]["mouse_mode"] == "relative")
+        page.locator("#mouse-btn", has_text="relative").wait_for()
+        before = demo(console)["pointer"]
+        page.mouse.move(400, 300)
+        page.mouse.move(500, 360, steps=10)
+        console.wait_for("the pointer to move", lambda: demo(console)["pointer"] != before)
+        after = demo(console)["pointer"]
+        assert after["x"] > before["x"] and after["y"] > before["y"]
+        page.click("#mouse-btn")
+        console.wait_for("absolute mode", lambda: state(console)["hid"]["mouse_mode"] == "absolute")
+    finally:
+        console.api("PUT", "/api/hid/mouse_mode", {"mode": "absolute"})
 
 
 def test_special_keys_menu_works_with_the_keyboard_only(console: Console) -> None:
