@@ -3,7 +3,8 @@
 ``POST /api/screen/wait`` blocks until a template (or OCR text) is on the target's screen, or
 answers 408. ``POST /api/scripts/run`` parses a whole DuckyScript first (400 with line and column,
 nothing sent), then runs it on the appliance's own HidController and FrameHub, publishing
-``script_progress`` events to WebSocket clients; ``POST /api/scripts/cancel`` stops it.
+``script_progress`` events to WebSocket clients; ``POST /api/scripts/cancel`` stops it. Scripts
+run one at a time per target; a second one waits for the first.
 """
 
 from __future__ import annotations
@@ -27,6 +28,15 @@ routes = web.RouteTableDef()
 # this set tells which of those jobs are scripts, for /api/scripts/cancel.
 _script_tasks: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
 _clients = itertools.count(1)
+# One script at a time per target: two interleaved scripts would drive one BIOS menu in turns.
+_locks: weakref.WeakKeyDictionary[object, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+def _script_lock(appliance: Appliance) -> asyncio.Lock:
+    lock = _locks.get(appliance.hid)
+    if lock is None:
+        lock = _locks[appliance.hid] = asyncio.Lock()
+    return lock
 
 
 def _app(request: web.Request) -> Appliance:
@@ -151,7 +161,8 @@ async def run_script(request: web.Request) -> web.Response:
     async def run() -> dict[str, Any]:
         result: dict[str, Any]
         try:
-            res = await ducky.run(script, executor, templates, progress)
+            async with _script_lock(appliance):  # a second script waits for the first
+                res = await ducky.run(script, executor, templates, progress)
             result = {"job": job, **res.as_dict()}
         except ducky.WaitTimedOut as exc:
             result = {

@@ -357,6 +357,15 @@ async def test_cancel_a_running_script(server: Server, kvm: IpkvmClient) -> None
     assert (await kvm.state())["hid"]["keys_held"] == []
 
 
+async def test_scripts_run_one_after_another(server: Server, kvm: IpkvmClient) -> None:
+    first = asyncio.create_task(kvm.run_script("STRING a\nDELAY 400\nSTRING b\n"))
+    await until(server, lambda s: s["text"] == "a")
+    second = asyncio.create_task(kvm.run_script("STRING c\nSTRING d\n"))
+    async with asyncio.timeout(20):
+        await asyncio.gather(first, second)
+    assert (await demo_state(kvm))["text"] == "abcd"  # not "acdb": no interleaving
+
+
 def test_bad_base64_template_names_the_line() -> None:
     from appliance import ducky
 
