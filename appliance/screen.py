@@ -294,6 +294,43 @@ def similarity(words: list[Word], text: str) -> float:
     return round(sum(1 for w in wanted if w in seen) / len(wanted), 4)
 
 
+@dataclass
+class _OcrRun:
+    task: asyncio.Task[list[Word]]
+    waiters: int = 0
+
+
+_ocr_runs: dict[tuple[int, int, Region | None], _OcrRun] = {}
+
+
+async def shared_ocr(hub: FrameHub, frame: Frame, region: Region | None = None) -> list[Word]:
+    """OCR *frame* once however many waits ask for the same picture at the same time.
+
+    Tesseract costs about a second of one core per 720p frame; two clients waiting for text must
+    not double that. The run is cancelled (and tesseract killed) when its last waiter gives up.
+    """
+    key = (id(hub), frame.content_seq, region)
+    run = _ocr_runs.get(key)
+    if run is None:
+        run = _OcrRun(asyncio.create_task(ocr_words(frame.image, region), name="ocr"))
+        _ocr_runs[key] = run
+
+        def forget(task: asyncio.Task[list[Word]]) -> None:
+            if _ocr_runs.get(key) is run:
+                del _ocr_runs[key]
+            if not task.cancelled():
+                task.exception()  # retrieved here; each waiter re-raises it
+
+        run.task.add_done_callback(forget)
+    run.waiters += 1
+    try:
+        return await asyncio.shield(run.task)
+    finally:
+        run.waiters -= 1
+        if run.waiters == 0 and not run.task.done():
+            run.task.cancel()
+
+
 async def wait_for_text(
     hub: FrameHub, text: str, *, timeout: float, region: Region | None = None
 ) -> Match:
@@ -306,7 +343,7 @@ async def wait_for_text(
 
     async def check(frame: Frame) -> Match | None:
         nonlocal best
-        words = await ocr_words(frame.image, region)
+        words = await shared_ocr(hub, frame, region)
         found = find_text(words, text)
         score = similarity(words, text)
         best = score if best is None else max(best, score)

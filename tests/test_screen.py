@@ -4,6 +4,8 @@ only changed frames and time out with the best score; OCR (real tesseract) reads
 from __future__ import annotations
 
 import asyncio
+import os
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -137,3 +139,62 @@ async def test_wait_for_text_without_tesseract_says_how_to_get_it(
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(screen.NoOcr, match="apt-get install tesseract-ocr"):
         await screen.wait_for_text(FrameHub(), "x", timeout=1)
+
+
+@pytest.fixture
+def counted_tesseract(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The real tesseract behind a wrapper that logs the pid of each run (exec keeps the pid)."""
+    real = screen.tesseract_path()
+    assert real is not None
+    log = tmp_path / "runs.log"
+    shim = tmp_path / "bin" / "tesseract"
+    shim.parent.mkdir()
+    shim.write_text(f'#!/bin/sh\necho $$ >> "{log}"\nexec "{real}" "$@"\n')
+    shim.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{shim.parent}:{os.environ['PATH']}")
+    return log
+
+
+def pids(log: Path) -> list[int]:
+    return [int(line) for line in log.read_text().split()] if log.exists() else []
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@needs_tesseract
+async def test_concurrent_text_waits_share_one_ocr_run(counted_tesseract: Path) -> None:
+    hub = FrameHub()
+    hub.publish(with_text(blue_screen(960, 360), "Boot Menu", (100, 120), 1.2))
+    a, b = await asyncio.gather(
+        screen.wait_for_text(hub, "Boot Menu", timeout=30),
+        screen.wait_for_text(hub, "boot menu", timeout=30),
+    )
+    assert a == b
+    assert len(pids(counted_tesseract)) == 1
+
+
+@needs_tesseract
+async def test_a_wait_that_gives_up_kills_tesseract(counted_tesseract: Path) -> None:
+    hub = FrameHub()
+    page = blue_screen(1920, 1080)
+    for i in range(30):  # a full page of text: about 5 s of OCR on the development machine
+        page = with_text(
+            page, f"Line {i} lorem ipsum dolor sit amet consectetur", (20, 30 + i * 35)
+        )
+    hub.publish(page)
+    with pytest.raises(screen.ScreenTimeout):
+        await screen.wait_for_text(hub, "Press F2", timeout=0.5)
+    left = [run.task for run in screen._ocr_runs.values()]
+    if left:  # the cancelled run is killing and reaping its subprocess: a moment, not seconds
+        async with asyncio.timeout(2.5):
+            await asyncio.wait(left)
+    assert not screen._ocr_runs
+    started = pids(counted_tesseract)
+    assert len(started) == 1
+    assert not alive(started[0])
