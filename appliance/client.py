@@ -31,6 +31,8 @@ import aiohttp
 T = TypeVar("T")
 ProgressCallback = Callable[[int, int], None]
 """``progress(typed, total)`` while text is being typed."""
+ScriptProgressCallback = Callable[[dict[str, Any]], None]
+"""``progress(event)`` with each ``script_progress`` event of a running script."""
 
 DEFAULT_TIMEOUT = 30.0
 # Waits on the server are bounded by their own timeout; the HTTP request gets this much more.
@@ -363,11 +365,15 @@ class IpkvmClient:
         script: str,
         templates: dict[str, bytes] | None = None,
         layout: str | None = None,
+        progress: ScriptProgressCallback | None = None,
     ) -> dict[str, Any]:
         """Run a DuckyScript on the appliance; *templates* maps WAITFOR file names to PNG bytes.
 
         Returns ``{"commands", "elapsed"}``. A script that does not parse raises
         :class:`IpkvmError` 400 with ``body["line"]``/``body["column"]``; nothing is sent then.
+        A failing line raises with ``body["line"]`` (:class:`WaitTimeout` for a timed-out wait).
+        With *progress*, ``progress(event)`` gets each ``script_progress`` event (``step``,
+        ``total``, ``line``, ``command``) from the WebSocket before its line runs.
         """
         body: dict[str, Any] = {
             "script": script,
@@ -375,8 +381,29 @@ class IpkvmClient:
         }
         if layout is not None:
             body["layout"] = layout
-        result: dict[str, Any] = await self.request("POST", "/api/scripts/run", body, timeout=0)
-        return result
+        if progress is None:
+            result: dict[str, Any] = await self.request("POST", "/api/scripts/run", body, timeout=0)
+            return result
+        ws = await self._ws_connect()
+        try:
+            started = await self.request("POST", "/api/scripts/run", {**body, "wait": False})
+            job = started.get("job")
+            async for msg in ws:
+                if msg.type is not aiohttp.WSMsgType.TEXT:
+                    break
+                event = json.loads(msg.data)
+                if event.get("type") != "script_progress" or event.get("job") != job:
+                    continue
+                if not event.get("done"):
+                    progress(event)
+                    continue
+                if "error" in event:
+                    status = event.pop("status", 409 if event["error"] == "cancelled" else 503)
+                    raise _error(int(status), event, str(event["error"]))
+                return {k: v for k, v in event.items() if k not in ("type", "done")}
+            raise IpkvmError(0, "the WebSocket closed before the script finished")
+        finally:
+            await ws.close()
 
     async def cancel_script(self) -> int:
         """Stop every script running on the appliance; returns how many were cancelled."""
@@ -497,9 +524,13 @@ class SyncClient:
         return self._run(self.client.wait_for_text(text, timeout, region))
 
     def run_script(
-        self, script: str, templates: dict[str, bytes] | None = None, layout: str | None = None
+        self,
+        script: str,
+        templates: dict[str, bytes] | None = None,
+        layout: str | None = None,
+        progress: ScriptProgressCallback | None = None,
     ) -> dict[str, Any]:
-        return self._run(self.client.run_script(script, templates, layout))
+        return self._run(self.client.run_script(script, templates, layout, progress))
 
     def cancel_script(self) -> int:
         return self._run(self.client.cancel_script())

@@ -366,9 +366,20 @@ async def _run_script(
     from appliance.client import IpkvmError, WaitTimeout
 
     name = args.script
+    bar = Progress()
     if not args.local:
+
+        def remote_progress(event: dict[str, Any]) -> None:
+            step, total = event.get("step"), event.get("total")
+            bar.show(f"line {event.get('line')} ({step}/{total}): {event.get('command', '')}")
+
         try:
-            await client.run_script(text, templates, layout=args.layout)
+            await client.run_script(
+                text,
+                templates,
+                layout=args.layout,
+                progress=remote_progress if bar.enabled else None,
+            )
         except asyncio.CancelledError:  # Ctrl-C: stop the script on the appliance too
             await _quietly(client.cancel_script())
             raise
@@ -376,6 +387,8 @@ async def _run_script(
             raise _fail(_script_error(name, exc.body, exc.message), EXIT_TIMEOUT) from None
         except IpkvmError as exc:
             raise _fail(_script_error(name, exc.body, exc.message)) from None
+        finally:
+            bar.end()
         return 0
     # The appliance checks STRING text against the target's layout; do the same here.
     from hid.layouts import UnknownLayout, get_layout
@@ -387,7 +400,6 @@ async def _run_script(
         raise _fail(str(exc).strip("'\"")) from None
     except ducky.DuckyError as exc:
         raise _fail(f"{name}:{exc.line}:{exc.column}: {exc.message}") from None
-    bar = Progress()
 
     def progress(done: int, total: int, command: Any) -> None:
         bar.show(f"line {command.line} ({done}/{total}): {ducky.describe(command)}")

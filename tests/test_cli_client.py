@@ -278,17 +278,15 @@ async def test_credentials_from_file_token_file_and_errors(
     assert r.err.count("\n") == 1
 
 
-async def test_progress_on_a_terminal_only(server: Server, env: dict[str, str]) -> None:
+async def on_a_terminal(env: dict[str, str], *args: str) -> bytes:
+    """Run ``ipkvm ARGS`` with stderr on a pseudo-terminal; return what it showed there."""
     master, slave = os.openpty()
     try:
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "appliance",
-            "type",
-            "--pacing-ms",
-            "5",
-            "progress on a tty",
+            *args,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=slave,
@@ -312,9 +310,22 @@ async def test_progress_on_a_terminal_only(server: Server, env: dict[str, str]) 
         if slave >= 0:
             os.close(slave)
         os.close(master)
+    return shown
+
+
+async def test_progress_on_a_terminal_only(
+    server: Server, tmp_path: Path, env: dict[str, str]
+) -> None:
+    shown = await on_a_terminal(env, "type", "--pacing-ms", "5", "progress on a tty")
     assert b"typed 17/17" in shown
     assert shown.endswith(b"\r\x1b[K")  # the status line is wiped at the end
     assert demo(server).state()["text"] == "progress on a tty"
+    script = tmp_path / "p.txt"
+    script.write_text("STRING !\nENTER\n")
+    for extra in ([], ["--local"]):
+        shown = await on_a_terminal(env, "run", str(script), *extra)
+        assert b"line 2 (1/2): Enter" in shown
+        assert shown.endswith(b"\r\x1b[K")
 
 
 async def test_target_offline_is_one_line_exit_1(server: Server, env: dict[str, str]) -> None:

@@ -357,6 +357,24 @@ async def test_cancel_a_running_script(server: Server, kvm: IpkvmClient) -> None
     assert (await kvm.state())["hid"]["keys_held"] == []
 
 
+async def test_run_script_with_progress_events(server: Server, kvm: IpkvmClient) -> None:
+    events: list[dict[str, Any]] = []
+    result = await kvm.run_script("STRING p\nREPEAT 2\nENTER\n", progress=events.append)
+    assert result["commands"] == 3
+    assert [(e["step"], e["line"]) for e in events] == [(0, 1), (1, 2), (2, 3), (3, 3)]
+    assert events[0]["command"] == "STRING p"
+    assert (await demo_state(kvm))["text"] == "ppp"
+
+    _, png = cv2.imencode(".png", np.random.default_rng(4).integers(0, 255, (16, 16, 3), np.uint8))
+    with pytest.raises(WaitTimeout) as info:
+        await kvm.run_script(
+            "ENTER\nWAITFOR n.png 0.3\n", {"n.png": png.tobytes()}, progress=events.append
+        )
+    assert info.value.body["line"] == 2
+    assert info.value.best_score is not None and info.value.best_score < 0.9
+    assert info.value.message.startswith("line 2: WAITFOR n.png: timed out after 0.3 s")
+
+
 async def test_scripts_run_one_after_another(server: Server, kvm: IpkvmClient) -> None:
     first = asyncio.create_task(kvm.run_script("STRING a\nDELAY 400\nSTRING b\n"))
     await until(server, lambda s: s["text"] == "a")
