@@ -560,3 +560,21 @@ PARSER_CHECK = """async () => {
 def test_mjpeg_parser_splits_parts_with_and_without_content_length(console: Console) -> None:
     console.login()
     assert console.page.evaluate(PARSER_CHECK) == [True] * 6
+
+
+def test_transport_can_be_chosen_in_the_panel_and_the_url(console: Console) -> None:
+    console.login()
+    page = console.page
+    page.click("#settings-btn")
+    options = page.locator("#set-transport option").evaluate_all("os => os.map(o => o.value)")
+    assert options[0] == "auto" and "mjpeg" in options
+    with page.expect_request(lambda r: "/api/stream.mjpeg" in r.url):
+        page.select_option("#set-transport", "mjpeg")
+    page.wait_for_function("document.querySelector('#video-box img')?.naturalWidth > 0")
+    assert page.locator("#transport-name").inner_text() == "MJPEG"
+    assert page.locator("#video-box > *").count() == 1  # the old picture element is gone
+    # An unknown id in the URL falls back to automatic choice instead of breaking the page.
+    page.goto(f"{console.server.url}/?transport=nonsense")
+    page.wait_for_function("document.getElementById('transport-name').textContent !== '—'")
+    page.wait_for_function("document.querySelector('#video-box > *') !== null")
+    page.evaluate("localStorage.clear()")

@@ -7,7 +7,7 @@ import { setupPanel } from "./menu.js";
 import { OnScreenKeyboard } from "./osk.js";
 import { PastePanel } from "./paste.js";
 import { Settings } from "./settings.js";
-import { chooseTransport } from "./transport.js";
+import { chooseTransport, TRANSPORTS } from "./transport.js";
 import { Ui } from "./ui.js";
 import { KvmSocket } from "./ws.js";
 
@@ -134,6 +134,39 @@ document.addEventListener("visibilitychange", () => {
   else transport.restart();
 });
 
+// Which transport: ?transport=<id> in the URL wins (handy for tests and support), then the
+// Stream panel's choice, then automatic.
+function preferredTransport() {
+  const fromUrl = new URLSearchParams(window.location.search).get("transport");
+  return fromUrl || settings.values.transport;
+}
+
+async function startTransport(state) {
+  if (transport) transport.stop();
+  const Transport = await chooseTransport(state, preferredTransport());
+  transport = new Transport({
+    onStatus: (status) => ui.setTransportStatus(status),
+    onFrame: () => {},
+  });
+  ui.setTransport(transport);
+  transport.start($("video-box"), streamOptions());
+}
+
+const transportSelect = $("set-transport");
+for (const T of TRANSPORTS) {
+  const option = document.createElement("option");
+  option.value = T.id;
+  option.textContent = T.label;
+  transportSelect.append(option);
+}
+transportSelect.value = TRANSPORTS.some((T) => T.id === settings.values.transport)
+  ? settings.values.transport
+  : "auto";
+transportSelect.addEventListener("change", () => {
+  settings.update({ transport: transportSelect.value });
+  startTransport(ui.state);
+});
+
 async function start() {
   ui.init();
   ui.showStats(settings.values.showStats);
@@ -146,13 +179,7 @@ async function start() {
     // Unreachable right now: the socket's reconnect loop will bring the state.
   }
   socket.start();
-  const Transport = await chooseTransport(state);
-  transport = new Transport({
-    onStatus: (status) => ui.setTransportStatus(status),
-    onFrame: () => {},
-  });
-  ui.setTransport(transport);
-  transport.start($("video-box"), streamOptions());
+  await startTransport(state);
   capture.focus({ preventScroll: true });
 }
 

@@ -9,6 +9,7 @@ const DEFAULTS = Object.freeze({
   showStats: true, // fps / latency overlay
   pasteLayout: "", // "" = the appliance's default layout
   pacingMs: 12,
+  transport: "auto", // "auto" or a transport id (see transport.js)
 });
 
 function clamp(value, lo, hi, fallback) {
@@ -30,6 +31,7 @@ function loadSettings() {
     showStats: typeof saved.showStats === "boolean" ? saved.showStats : DEFAULTS.showStats,
     pasteLayout: typeof saved.pasteLayout === "string" ? saved.pasteLayout : DEFAULTS.pasteLayout,
     pacingMs: clamp(saved.pacingMs, 0, 1000, DEFAULTS.pacingMs),
+    transport: typeof saved.transport === "string" ? saved.transport : DEFAULTS.transport,
   };
 }
 

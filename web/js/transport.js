@@ -24,9 +24,14 @@ import { MjpegTransport } from "./transport-mjpeg.js";
 
 export const TRANSPORTS = [MjpegTransport];
 
-/** The first transport that says it is available, or MJPEG as the last resort. */
-export async function chooseTransport(state) {
-  for (const Transport of TRANSPORTS) {
+/**
+ * The transport to use: *preferred* (an id, e.g. from ?transport=mjpeg or the Stream panel)
+ * when it is known and available, else the first available in preference order, else MJPEG.
+ */
+export async function chooseTransport(state, preferred = "auto") {
+  const wanted = TRANSPORTS.find((T) => T.id === preferred);
+  const order = wanted ? [wanted, ...TRANSPORTS.filter((T) => T !== wanted)] : TRANSPORTS;
+  for (const Transport of order) {
     try {
       if (await Transport.available(state)) return Transport;
     } catch {
