@@ -12,15 +12,22 @@ def _type_and_read(text: str, layout: str) -> systest.Decoded:
     api = Api()
     kbd = host_device("keyboard")
     drain(kbd)
-    result = api.post("/api/hid/type", {"text": text, "layout": layout, "wait": True})
-    assert not result.get("untypable"), result
+    results: list[dict[str, object]] = []
+    call = systest.in_background(
+        lambda: results.append(
+            api.post("/api/hid/type", {"text": text, "layout": layout, "wait": True})
+        )
+    )
     want = len(text)
 
     def complete(events: list[systest.Event]) -> bool:
         d = decode(events, layout)
         return len(d.text) + len(d.unknown) >= want and not d.held
 
-    events = read_until(kbd, complete, 60, f"{text!r} on the host")
+    events = read_until(kbd, complete, 90, f"{text!r} on the host")
+    call.join(30)
+    assert not call.errors, call.errors  # type: ignore[attr-defined]
+    assert results and not results[0].get("untypable"), results
     return decode(events, layout)
 
 

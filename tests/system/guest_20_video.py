@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 
 from systest import Api, unit_property, wait_for, xfail
 
@@ -12,6 +13,21 @@ VIDEO = "/dev/video0"
 def _signal_mode(mode: int) -> None:
     # vivid: 0 current timings, 1 no signal, 2 no lock, 3 out of range
     subprocess.run(["v4l2-ctl", "-d", VIDEO, "-c", f"dv_timings_signal_mode={mode}"], check=True)
+
+
+def _status_is(api: Api, want: str, seen: list[dict[str, object]]) -> bool:
+    video: dict[str, object] = api.state()["video"]
+    brief = {"status": video["status"], "message": video["message"]}
+    if not seen or seen[-1] != brief:
+        seen.append(brief)
+    return video["status"] == want
+
+
+def _wait_status(api: Api, want: str, timeout: float, seen: list[dict[str, object]]) -> None:
+    try:
+        wait_for(lambda: _status_is(api, want, seen), timeout, f"video.status {want}")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; states seen: {seen}") from None
 
 
 def test_capture_streams_and_snapshot() -> None:
@@ -25,17 +41,23 @@ def test_capture_streams_and_snapshot() -> None:
     assert len(body) > 5000, len(body)  # vivid's test pattern, not a blank frame
 
 
-@xfail("V4L2 source does not query DV timings: vivid keeps streaming noise frames with no signal")
+@xfail(
+    "capture/v4l2.py detects the loss (no frames) but never recovers when the signal returns"
+    " (stays no_signal; vivid needs the DV timings queried/set again and a new STREAMON)"
+)
 def test_no_signal_detected_and_recovered() -> None:
     api = Api()
     pid = unit_property("ipkvm.service", "MainPID")
-    wait_for(lambda: api.state()["video"]["status"] == "ok", 60, "video.status ok")
+    seen: list[dict[str, object]] = []
+    _wait_status(api, "ok", 60, seen)
     try:
         _signal_mode(1)
-        wait_for(
-            lambda: api.state()["video"]["status"] == "no_signal", 30, "video.status no_signal"
-        )
+        _wait_status(api, "no_signal", 30, seen)
+        # it must stay so while there is no signal (vivid sends noise frames meanwhile)
+        for _ in range(10):
+            assert not _status_is(api, "ok", seen), f"back to ok without a signal: {seen}"
+            time.sleep(0.5)
     finally:
         _signal_mode(0)
-    wait_for(lambda: api.state()["video"]["status"] == "ok", 60, "video.status ok again")
+    _wait_status(api, "ok", 60, seen)
     assert unit_property("ipkvm.service", "MainPID") == pid, "the service was restarted"

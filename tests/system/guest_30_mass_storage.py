@@ -12,24 +12,39 @@ LUN = Path("/sys/kernel/config/usb_gadget/ipkvm/functions/mass_storage.usb0/lun.
 MAGIC = b"ipkvm-systest-virtual-media\n"
 
 
-def _usb_disks() -> set[str]:
-    disks = set()
-    for dev in glob.glob("/sys/block/sd*"):
-        if "/usb" in os.path.realpath(dev):
-            disks.add(os.path.basename(dev))
-    return disks
+def _usb_disks() -> list[str]:
+    """Block devices the host side sees on USB: the gadget's LUN, present even when empty
+    (removable), as /dev/sdX or, when the LUN is a CD-ROM (the gadget's default), /dev/srX."""
+    return sorted(
+        os.path.basename(dev)
+        for dev in glob.glob("/sys/block/s[dr]*")
+        if "/usb" in os.path.realpath(dev)
+    )
+
+
+def _size(disk: str) -> int:
+    return int(Path(f"/sys/block/{disk}/size").read_text()) * 512
+
+
+def _eject() -> None:
+    forced = LUN / "forced_eject"  # the host may hold the medium locked (PREVENT MEDIUM REMOVAL)
+    if forced.exists():
+        forced.write_text("1\n")
+    else:
+        (LUN / "file").write_text("\n")
 
 
 def test_lun_image_appears_as_block_device() -> None:
     assert LUN.is_dir(), "gadget built without mass storage ([gadget] mass_storage = true)"
+    disk = wait_for(_usb_disks, 60, "the gadget's LUN as a block device on the host side")[0]
+    size = 8 * 1024 * 1024
     image = Path("/tmp/systest-media.img")
     with image.open("wb") as f:
         f.write(MAGIC.ljust(512, b"\0"))
-        f.truncate(8 * 1024 * 1024)
-    before = _usb_disks()
+        f.truncate(size)
     (LUN / "file").write_text(f"{image}\n")
     try:
-        disk = wait_for(lambda: _usb_disks() - before, 30, "a USB disk on the host side").pop()
+        wait_for(lambda: _size(disk) == size, 60, f"/dev/{disk} with an 8 MiB medium")
 
         def read_head() -> bytes:
             try:
@@ -38,9 +53,7 @@ def test_lun_image_appears_as_block_device() -> None:
             except OSError:
                 return b""
 
-        head = wait_for(lambda: read_head() == MAGIC, 30, f"/dev/{disk} readable")
-        assert head
-        size = int(Path(f"/sys/block/{disk}/size").read_text()) * 512
-        assert size == 8 * 1024 * 1024, size
+        wait_for(lambda: read_head() == MAGIC, 30, f"the image's first bytes on /dev/{disk}")
     finally:
-        (LUN / "file").write_text("\n")
+        _eject()
+    wait_for(lambda: _size(disk) == 0, 60, f"/dev/{disk} empty after the eject")

@@ -178,9 +178,8 @@ def report(run: Path, took: float) -> int:
     results = json.loads(results_file.read_text())
     width = max(len(f"{r['file']}::{r['test']}") for r in results)
     for r in results:
-        print(
-            f"  {r['outcome'].upper():8} {r['file'] + '::' + r['test']:{width}} {r['seconds']:6.1f} s"
-        )
+        name = f"{r['file']}::{r['test']}"
+        print(f"  {r['outcome'].upper():8} {name:{width}} {r['seconds']:6.1f} s")
     for r in results:
         if r["outcome"] in ("failed", "xfailed", "xpassed") and r["message"]:
             print(f"--- {r['outcome'].upper()} {r['file']}::{r['test']}\n{r['message'].rstrip()}")

@@ -11,6 +11,7 @@ import json
 import os
 import select
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -96,6 +97,23 @@ class Api:
         return state
 
 
+def in_background(fn: Callable[[], object]) -> threading.Thread:
+    """Run an API call while the caller reads evdev: the kernel's evdev buffer is small, and a
+    long paste read only afterwards would overrun it."""
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            fn()
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.errors = errors  # type: ignore[attr-defined]
+    thread.start()
+    return thread
+
+
 def unit_property(unit: str, prop: str) -> str:
     out = subprocess.run(
         ["systemctl", "show", "-p", prop, "--value", unit], capture_output=True, text=True
@@ -160,6 +178,8 @@ def read_until(
         if select.select([dev.fd], [], [], left)[0]:
             try:
                 for ev in dev.read():
+                    if ev.type == ecodes.EV_SYN and ev.code == ecodes.SYN_DROPPED:
+                        raise AssertionError(f"evdev buffer overrun while waiting for {what}")
                     if ev.type != ecodes.EV_SYN:
                         events.append((ev.type, ev.code, ev.value))
             except BlockingIOError:
