@@ -34,6 +34,15 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+MJPEG_BY_DEFAULT = """(() => {
+  const key = "ipkvm.console.settings";
+  try {
+    const saved = JSON.parse(localStorage.getItem(key) || "{}") || {};
+    if (!("transport" in saved)) {
+      localStorage.setItem(key, JSON.stringify({ ...saved, transport: "mjpeg" }));
+    }
+  } catch (e) {}
+})();"""
 PASSWORD_LINE = re.compile(r"^\s*password:\s*(\S+)\s*$")
 START_TIMEOUT = 30.0
 
@@ -211,6 +220,9 @@ def open_console(
     browser: Any, server: Server, viewport: dict[str, int], **options: Any
 ) -> Iterator[Console]:
     context = browser.new_context(viewport=viewport, accept_downloads=True, **options)
+    # These tests look at MJPEG's <img>: keep it the default transport even after H.264 ones are
+    # registered ahead of it (a test may still choose another in the Stream panel).
+    context.add_init_script(MJPEG_BY_DEFAULT)
     page = context.new_page()
     console = Console(page=page, server=server, errors=[], allowed=[], context=context)
     page.on(
