@@ -19,7 +19,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 DEPMOD = shutil.which("depmod", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin") or "depmod"
 
 

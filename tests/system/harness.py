@@ -190,8 +190,10 @@ def report(run: Path, took: float) -> int:
             log(f"systemd-analyze security ipkvm.service: {overall[0].split('→')[-1].strip()}")
     counts = {k: sum(r["outcome"] == k for r in results) for k in ("passed", "failed", "xfailed")}
     log(f"VM run {took:.0f} s; logs in {run}")
-    print(f"system: {counts['passed']} passed, {counts['failed']} failed", end="")
-    print(f", {counts['xfailed']} xfailed" if counts["xfailed"] else "")
+    if counts["xfailed"]:
+        log(f"{counts['xfailed']} known product gap(s) reported as XFAIL above")
+    # the plain closing line CI reads
+    print(f"system: {counts['passed']} passed, {counts['failed']} failed")
     return 1 if counts["failed"] or exit_file.read_text().strip() != "0" else 0
 
 
