@@ -94,6 +94,7 @@ class HidController:
         self._write_timeout = write_timeout
         self._max_queue = max_queue
         self._queue: deque[Report] = deque()
+        self._best_effort: set[int] = set()
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -109,7 +110,13 @@ class HidController:
 
     # ----------------------------------------------------------------- lifecycle
     async def start(self) -> None:
+        """Open the output and tell the target nothing is held: a service restarted after a crash
+        or a watchdog kill may have left keys down on the target."""
         await self.output.open()
+        # Best effort: a target that is not listening now will enumerate afresh (nothing held)
+        # when it comes, and these must not hold up real input behind a missing device.
+        self._enqueue(keyboard_report(0, []), best_effort=True)
+        self._enqueue(self._button_report(), best_effort=True)
         self._writer = asyncio.create_task(self._write_loop(), name="hid-writer")
 
     async def close(self, timeout: float = 1.0) -> None:
@@ -330,11 +337,16 @@ class HidController:
     def queued(self) -> int:
         return len(self._queue)
 
-    def _enqueue(self, report: Report) -> None:
+    def _enqueue(self, report: Report, *, best_effort: bool = False) -> None:
+        """Queue *report*. A best-effort report is dropped, not retried, when the target is not
+        listening (identity-tracked: queued reports are alive, so their ids are unique)."""
         q = self._queue
-        if (
+        if best_effort:
+            self._best_effort.add(id(report))
+        elif (
             report.kind is ReportKind.MOUSE_ABS
             and len(q) > 1  # never touch q[0]: the writer may be delivering it
+            and id(q[-1]) not in self._best_effort
             and q[-1].kind is ReportKind.MOUSE_ABS
             and q[-1].data[0] == report.data[0]
             and q[-1].data[5:] == b"\0\0"
@@ -353,6 +365,7 @@ class HidController:
         dropped = len(self._queue)
         self.discarded += dropped
         self._queue.clear()
+        self._best_effort.clear()
         self.keyboard.release_all()
         self.mouse.release_all()
         # The final state the target must see once it listens again: nothing held.
@@ -379,6 +392,11 @@ class HidController:
                 async with asyncio.timeout(self._write_timeout):
                     await self.output.write(report)
             except (TargetOffline, OutputError, TimeoutError, OSError) as exc:
+                if id(report) in self._best_effort:
+                    self._best_effort.discard(id(report))
+                    self._queue.popleft()
+                    log.debug("HID: dropped best-effort report: %s", exc)
+                    continue
                 now = time.monotonic()
                 if self._offline_since is None:
                     self._offline_since = now
@@ -393,6 +411,7 @@ class HidController:
                 continue
             if self._queue and self._queue[0] is report:
                 self._queue.popleft()
+                self._best_effort.discard(id(report))
             self._offline_since = None
             if self.online is not True:
                 self.online = True

@@ -26,9 +26,19 @@ async def ctl() -> HidController:
 
 
 def kbd_reports(c: HidController) -> list[bytes]:
+    """Keyboard reports after the all-released report every start sends."""
     out = c.output
     assert isinstance(out, MemoryOutput)
-    return [r.data for r in out.reports if r.kind is ReportKind.KEYBOARD]
+    return [r.data for r in out.reports if r.kind is ReportKind.KEYBOARD][1:]
+
+
+async def test_start_tells_the_target_nothing_is_held() -> None:
+    out = MemoryOutput()
+    c = HidController(out)
+    await c.start()
+    await c.drain()
+    assert [r.data for r in out.reports] == [kbd(0), bytes([0, 0xFF, 0x3F, 0xFF, 0x3F, 0, 0])]
+    await c.close()
 
 
 async def test_press_release_in_order(ctl: HidController) -> None:
@@ -110,14 +120,14 @@ async def test_only_absolute_moves_coalesce() -> None:
     c.mouse_abs(1, 2)
     out.gate.set()
     await c.drain()
-    kinds = [r.kind for r in out.reports]
+    kinds = [r.kind for r in out.reports[2:]]
     assert kinds == [
         ReportKind.KEYBOARD,
         ReportKind.MOUSE_ABS,
         ReportKind.KEYBOARD,
         ReportKind.MOUSE_ABS,
     ]
-    assert out.reports[1].data[1:5] == (9900).to_bytes(2, "little") + (50).to_bytes(2, "little")
+    assert out.reports[3].data[1:5] == (9900).to_bytes(2, "little") + (50).to_bytes(2, "little")
     await c.close()
 
 
@@ -141,6 +151,7 @@ async def test_offline_briefly_keeps_order() -> None:
         c.key("a", code, True)
         c.key("a", code, False)
     await c.drain()
+    # The start-up "nothing held" reports are best effort: dropped while the target is away.
     assert [r.data for r in out.reports] == [kbd(0, 0x0B), kbd(0), kbd(0, 0x0C), kbd(0)]
     assert c.online is True
     await c.close()
@@ -188,7 +199,29 @@ async def test_typing_with_caps_lock_on_still_types_the_right_case() -> None:
     host = HostKeyboard("us", leds=0x02)
     await c.type_text("Hello World", get_layout("us"), Pacing.fast())
     for report in out.reports:
-        host.feed(report.data)
+        if report.kind is ReportKind.KEYBOARD:
+            host.feed(report.data)
     assert host.text == "Hello World"
     assert host.leds & 0x02  # and Caps Lock is back on afterwards
     await c.close()
+
+
+class NoMouseOutput(MemoryOutput):
+    """A target whose mouse function is missing (keyboard-only gadget, wrong path)."""
+
+    async def write(self, report: Report) -> None:
+        if report.kind is not ReportKind.KEYBOARD:
+            raise TargetOffline("no mouse device")
+        await super().write(report)
+
+
+async def test_start_up_release_never_blocks_input_behind_a_missing_device() -> None:
+    out = NoMouseOutput()
+    c = HidController(out, retry_interval=0.01)
+    await c.start()
+    c.key("a", "KeyA", True)
+    c.key("a", "KeyA", False)
+    await c.drain()
+    assert [r.data for r in out.reports] == [kbd(0), kbd(0, 0x04), kbd(0)]
+    assert c.online is True
+    await c.close(timeout=0.05)

@@ -56,6 +56,8 @@ async def type_and_decode(text: str, layout: str) -> tuple[TypeResult, list[byte
     out = MemoryOutput()
     ctl = HidController(out)
     await ctl.start()
+    await ctl.drain()
+    out.reports.clear()  # only what typing sent, not the start-up "all released"
     try:
         result = await ctl.type_text(text, get_layout(layout), Pacing.fast())
     finally:

@@ -115,6 +115,16 @@ class Rig:
     out: OtgOutput
     paths: dict[str, Path]
     states: list[str]
+    hosts: dict[str, FifoHost]
+
+    def host(self, name: str) -> FifoHost:
+        """The host side of device *name*: the one that saw start-up (reports cleared), or a new
+        one once that was closed."""
+        host = self.hosts[name]
+        if host.fd is None:
+            host = self.hosts[name] = FifoHost(self.paths[name], host.size)
+        host.reports.clear()
+        return host
 
     async def wait_state(self, check: Callable[[], bool], timeout: float = 5.0) -> None:
         """Wait for a controller notification after which *check* holds."""
@@ -137,14 +147,25 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     out = OtgOutput(paths["hidg0"], paths["hidg1"], paths["hidg2"], led_path=paths["leds"])
     ctl = HidController(out, retry_interval=0.01, discard_after=30)
     states: list[str] = []
-    ctl.subscribe(states.append)
+    # Every start tells the target nothing is held (one report per device); let a host take
+    # those, so each test sees only its own reports on FIFOs it opens itself.
+    hosts = {
+        "hidg0": FifoHost(paths["hidg0"]),
+        "hidg1": FifoHost(paths["hidg1"], 7),
+        "hidg2": FifoHost(paths["hidg2"], 5),
+    }
     await ctl.start()
-    yield Rig(ctl, out, paths, states)
+    await ctl.drain()
+    assert hosts["hidg0"].reports == [bytes(8)]
+    ctl.subscribe(states.append)
+    yield Rig(ctl, out, paths, states, hosts)
+    for host in hosts.values():
+        host.close()
     await ctl.close(timeout=0.2)
 
 
 async def test_reports_arrive_as_written(rig: Rig) -> None:
-    host = FifoHost(rig.paths["hidg0"])
+    host = rig.host("hidg0")
     rig.ctl.key("web", "ShiftLeft", True)
     rig.ctl.key("web", "KeyH", True)
     rig.ctl.key("web", "KeyH", False)
@@ -160,16 +181,17 @@ async def test_reports_arrive_as_written(rig: Rig) -> None:
     info = rig.out.as_dict()
     assert info["devices"] == {
         "keyboard": {"path": str(rig.paths["hidg0"]), "open": True},
-        "mouse_abs": {"path": str(rig.paths["hidg1"]), "open": False},  # no reader: ENXIO
-        "mouse_rel": {"path": str(rig.paths["hidg2"]), "open": False},
+        "mouse_abs": {"path": str(rig.paths["hidg1"]), "open": True},
+        "mouse_rel": {"path": str(rig.paths["hidg2"]), "open": True},
     }
-    assert info["stats"] == {"writes": 4, "eagain": 0, "offline": 0, "opens": 1}
+    # Two start-up reports (keyboard and the active mouse: nothing held), then the four above.
+    assert info["stats"] == {"writes": 6, "eagain": 0, "offline": 0, "opens": 3}
     host.close()
 
 
 async def test_mice_go_to_their_own_devices(rig: Rig) -> None:
-    mouse = FifoHost(rig.paths["hidg1"], size=7)
-    rel = FifoHost(rig.paths["hidg2"], size=5)
+    mouse = rig.host("hidg1")
+    rel = rig.host("hidg2")
     rig.ctl.mouse_abs(1000, 2000)
     assert await mouse.wait_reports(1) == [bytes([0, 0xE8, 0x03, 0xD0, 0x07, 0, 0])]
     rig.ctl.set_mouse_mode("relative")
@@ -183,7 +205,7 @@ async def test_mice_go_to_their_own_devices(rig: Rig) -> None:
 async def test_order_kept_through_bursts_of_eagain(rig: Rig) -> None:
     """The host stops polling until the pipe (64 KiB = 8192 reports) is full, then reads it all,
     again and again: every report arrives once, in order."""
-    host = FifoHost(rig.paths["hidg0"])
+    host = rig.host("hidg0")
     assert host.fd is not None
     capacity = fcntl.fcntl(host.fd, fcntl.F_GETPIPE_SZ)
     stalled = asyncio.Event()
@@ -215,7 +237,7 @@ async def test_order_kept_through_bursts_of_eagain(rig: Rig) -> None:
 
 
 async def test_offline_when_host_goes_away_then_recovers_in_order(rig: Rig) -> None:
-    host = FifoHost(rig.paths["hidg0"])
+    host = rig.host("hidg0")
     rig.ctl.key("web", "KeyA", True)
     rig.ctl.key("web", "KeyA", False)
     await host.wait_reports(2)
@@ -228,7 +250,7 @@ async def test_offline_when_host_goes_away_then_recovers_in_order(rig: Rig) -> N
     assert rig.ctl.last_error is not None and "hidg0" in rig.ctl.last_error
     assert rig.ctl.queued == 4  # nothing lost while offline
     os.mkfifo(rig.paths["hidg0"])
-    host = FifoHost(rig.paths["hidg0"])
+    host = rig.host("hidg0")
     await host.wait_reports(4)
     await rig.wait_state(lambda: rig.ctl.online is True)
     assert key_events(host.reports) == [
@@ -242,7 +264,7 @@ async def test_offline_when_host_goes_away_then_recovers_in_order(rig: Rig) -> N
 
 
 async def test_no_stuck_key_when_a_client_disconnects_mid_press(rig: Rig) -> None:
-    host = FifoHost(rig.paths["hidg0"])
+    host = rig.host("hidg0")
     host.pause()  # the host is slow: the presses are still queued when the client leaves
     rig.ctl.key("alice", "ControlLeft", True)
     rig.ctl.key("alice", "KeyZ", True)
@@ -328,13 +350,14 @@ async def test_duplex_device_reports_out_and_leds_in_on_one_fd(
     loop.add_reader(master, readable.set)
     try:
         async with asyncio.timeout(5):
-            while len(got) < 16:
+            while len(got) < 24:
                 await readable.wait()
                 readable.clear()
                 got += os.read(master, 64)
     finally:
         loop.remove_reader(master)
-    assert got == bytes([0, 0, 0x1B, 0, 0, 0, 0, 0]) + bytes(8)
+    # Start-up's "nothing held", then X pressed and released.
+    assert got == bytes(8) + bytes([0, 0, 0x1B, 0, 0, 0, 0, 0]) + bytes(8)
     os.write(master, b"\x01")  # the host turns Num Lock on
     leds = asyncio.Event()
     ctl.subscribe(lambda what: leds.set() if what == "leds" else None)
@@ -372,8 +395,10 @@ async def test_host_not_polling_goes_offline_then_resumes_in_order(tmp_path: Pat
             await changed.wait()
     assert "has not read a report" in (ctl.last_error or "")
     host.resume()
-    await host.wait_reports(2 * pairs)
+    await host.wait_reports(2 * pairs + 1)
     assert online[-1] is True and ctl.discarded == 0
+    assert host.reports[0] == bytes(8)  # start-up: nothing held
+    del host.reports[0]
     assert len(host.reports) == 2 * pairs
     expected = []
     for i in range(pairs):
