@@ -100,17 +100,21 @@ async ([module, name, seconds]) => {
   const samples = [], paint = [], arrival = [];
   let last = -1, firstShown = null, lastShown = null, shown = 0, unreadable = 0;
   const began = performance.now();
-  let warm = null;
+  let warm = null, lastSize = null;
   return await new Promise((resolve) => {
-    const loop = () => {
-      const el = t.element, size = t.pictureSize();
+    // Sample after the frame's rendering step: rAF N records the time, a task right after it
+    // sees what frame N committed (transports that paint in rAF included).
+    const sample = (shownAt) => {
+      const el = t.element;
+      const size = t.pictureSize();
+      if (size) lastSize = size;
       if (el && size && size.width >= 80) {
         if (warm === null) warm = performance.now() + 1500; // let the stream settle first
         const block = size.width / 80;
         const sw = Math.ceil(40 * block), sh = Math.ceil(2 * block);
         if (probe.width !== sw || probe.height !== sh) { probe.width = sw; probe.height = sh; }
         pctx.drawImage(el, 0, 0, sw, sh, 0, 0, sw, sh);
-        const now = Date.now();
+        const now = shownAt;
         const stamp = decode(pctx.getImageData(0, 0, sw, sh), block);
         if (stamp === null) unreadable++;
         else if (stamp.counter !== last) {
@@ -128,6 +132,18 @@ async ([module, name, seconds]) => {
           }
         }
       }
+    };
+    const loop = () => {
+      const shownAt = Date.now();
+      setTimeout(() => {
+        try {
+          sample(shownAt);
+        } finally {
+          finish();
+        }
+      }, 0);
+    };
+    const finish = () => {
       if (performance.now() - began < seconds * 1000) requestAnimationFrame(loop);
       else {
         t.stop();
@@ -136,7 +152,7 @@ async ([module, name, seconds]) => {
           samples, paint, arrival, unreadable,
           fps: span > 0 ? (shown - 1) / span : 0,
           sourceFps: span > 0 ? (lastShown.c - firstShown.c) / span : 0,
-          size,
+          size: lastSize,
         });
       }
     };

@@ -14,7 +14,11 @@ import { FpsMeter } from "./fps.js";
 
 const STALL_MS = 4000; // the server sends a frame at least about once a second
 const RETRY_MS = [250, 500, 1000, 2000, 3000, 5000];
-const MAX_DECODE_QUEUE = 3;
+// P-frames of a desktop decode in a few ms; a short backlog (a hiccup of the machine) drains by
+// itself. Only a long one means "cannot keep up": then skip to a fresh keyframe, at most once
+// every KEYFRAME_GAP_MS (a keyframe costs far more than a P-frame to encode and decode).
+const MAX_DECODE_QUEUE = 10;
+const KEYFRAME_GAP_MS = 2000;
 const FALLBACK_CODEC = "avc1.42E01F";
 
 /** "avc1.PPCCLL" from the first SPS in an Annex-B access unit, or null. */
@@ -82,6 +86,9 @@ export class WebCodecsTransport {
     /** Last capture → arrival (WebSocket message) delay in ms, for diagnostics. */
     this.arrival = null;
     this.lastSeq = null;
+    this.pending = null; // newest decoded frame not yet painted
+    this.keyAskedAt = -Infinity;
+    this.rafId = null;
   }
 
   get fps() {
@@ -108,6 +115,10 @@ export class WebCodecsTransport {
 
   stop() {
     this.running = false;
+    if (this.rafId !== null) cancelAnimationFrame(this.rafId);
+    this.rafId = null;
+    if (this.pending) this.pending.close();
+    this.pending = null;
     clearTimeout(this.retryTimer);
     clearTimeout(this.stallTimer);
     this.closeSocket();
@@ -212,7 +223,7 @@ export class WebCodecsTransport {
     if (this.decoder && this.codec === codec && this.decoder.state === "configured") return;
     this.closeDecoder();
     const decoder = new VideoDecoder({
-      output: (frame) => this.paint(frame),
+      output: (frame) => this.decoded(frame),
       error: (err) => this.decoderError(err),
     });
     const config = { codec, optimizeForLatency: true };
@@ -226,10 +237,14 @@ export class WebCodecsTransport {
     this.waitKey = true;
   }
 
-  requestKeyframe() {
-    if (this.ws && this.ws.readyState === WebSocket.OPEN) {
-      this.ws.send(JSON.stringify({ type: "keyframe" }));
-    }
+  /** Ask the appliance for a keyframe; false when not sent (too soon after the last ask). */
+  requestKeyframe(force = false) {
+    const now = performance.now();
+    if (!force && now - this.keyAskedAt < KEYFRAME_GAP_MS) return false;
+    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return false;
+    this.keyAskedAt = now;
+    this.ws.send(JSON.stringify({ type: "keyframe" }));
+    return true;
   }
 
   decoderError(err) {
@@ -237,7 +252,7 @@ export class WebCodecsTransport {
     const codec = this.codec;
     this.closeDecoder();
     if (codec) this.configureDecoder(codec);
-    this.requestKeyframe();
+    this.requestKeyframe(true);
   }
 
   onAccessUnit(unit) {
@@ -249,11 +264,10 @@ export class WebCodecsTransport {
     const decoder = this.decoder;
     if (!decoder || decoder.state !== "configured") return;
     if (this.waitKey && !unit.keyframe) return;
-    if (!unit.keyframe && decoder.decodeQueueSize > MAX_DECODE_QUEUE) {
+    if (!unit.keyframe && decoder.decodeQueueSize > MAX_DECODE_QUEUE && this.requestKeyframe()) {
       // The decoder cannot keep up: showing every frame late is worse than skipping to a
       // fresh keyframe.
       this.waitKey = true;
-      this.requestKeyframe();
       return;
     }
     this.waitKey = false;
@@ -265,6 +279,23 @@ export class WebCodecsTransport {
         data: unit.data,
       }),
     );
+  }
+
+  // A decoded frame waits for the next animation frame, and only the newest one is painted:
+  // painting right away would not reach the screen sooner (the compositor shows the canvas at
+  // the next frame either way), but when painting is slow (large pictures, software rendering)
+  // frames would queue behind it. Latest frame wins, here too.
+  decoded(frame) {
+    if (this.pending) this.pending.close();
+    this.pending = frame;
+    if (this.rafId === null && this.running) {
+      this.rafId = requestAnimationFrame(() => {
+        this.rafId = null;
+        const next = this.pending;
+        this.pending = null;
+        if (next) this.paint(next);
+      });
+    }
   }
 
   paint(frame) {
