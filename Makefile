@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 LISTEN ?= 127.0.0.1:8080
 STATE ?= state
 
-.PHONY: demo test lint format typecheck system-deps system-test bench clean
+.PHONY: demo test lint format typecheck system-deps system-test image bench clean
 
 $(STAMP): pyproject.toml scripts/bootstrap-venv
 	@PYTHON=$(PYTHON) VENV=$(VENV) sh scripts/bootstrap-venv
@@ -18,9 +18,20 @@ demo: $(STAMP)
 test: $(STAMP) system-deps
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q -ra $(PYTEST_ARGS)
+	$(MAKE) system-test
 
 system-deps:
 	@sh scripts/system-deps
+
+# Boots the appliance image under QEMU (docs/system-test.md); skips with a message when it cannot.
+system-test: $(STAMP)
+	@sh scripts/system-test $(SYSTEST_ARGS)
+
+# The SD-card / VM image (docs/image.md): make image FLAVOUR=rpi-arm64|qemu-x86_64 [IMAGE_OUT=dir]
+FLAVOUR ?= rpi-arm64
+IMAGE_OUT ?= build/image-$(FLAVOUR)
+image: $(STAMP)
+	sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; $$sudo image/build $(FLAVOUR) $(IMAGE_OUT)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
