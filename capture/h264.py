@@ -295,7 +295,10 @@ class H264Encoder:
             while self._subs:
                 now = time.monotonic()
                 if refine_left > 0:
-                    timeout = last_encode + interval - now
+                    # Refine only a picture that has held still for a while: a source a little
+                    # slower than max_fps must not find the encoder busy re-encoding the
+                    # previous picture just as its next frame arrives.
+                    timeout = last_encode + max(3 * interval, 0.1) - now
                 else:
                     timeout = last_encode + s.keepalive - now
                 await self._wait_for_work(last.seq if last else 0, timeout)

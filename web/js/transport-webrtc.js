@@ -75,7 +75,7 @@ export class WebRtcTransport {
     this.retryTimer = null;
     this.stallTimer = null;
     this.frameCallback = null;
-    /** Last measured capture → presented delay in ms from the stamp-free RTP path, or null. */
+    /** Capture → expected display delay in ms when the browser reports captureTime, or null. */
     this.latency = null;
   }
 
