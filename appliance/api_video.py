@@ -10,7 +10,8 @@ import time
 from aiohttp import web
 
 from appliance.httpjson import fail
-from appliance.runtime import APPLIANCE
+from appliance.runtime import APPLIANCE, Appliance
+from capture.frame import Frame
 
 routes = web.RouteTableDef()
 BOUNDARY = "frame"
@@ -45,34 +46,45 @@ async def stream_mjpeg(request: web.Request) -> web.StreamResponse:
         }
     )
     await resp.prepare(request)
-    hub = appliance.hub
     interval = 1.0 / max_fps
-    frame = hub.latest
+    frame = appliance.hub.latest
     try:
-        while True:
-            if frame is not None:
-                sent_at = time.monotonic()
-                jpeg = await appliance.jpeg.encode(frame, quality=quality)
-                await resp.write(
-                    b"--" + BOUNDARY.encode() + b"\r\nContent-Type: image/jpeg\r\n"
-                    b"Content-Length: " + str(len(jpeg)).encode() + b"\r\n\r\n" + jpeg + b"\r\n"
-                )
-                # Cap the rate, then take the freshest picture if it changed meanwhile.
-                rest = interval - (time.monotonic() - sent_at)
-                if rest > 0:
-                    await asyncio.sleep(rest)
-                latest = hub.latest
-                if latest is not None and latest.content_seq != frame.content_seq:
-                    frame = latest
-                    continue
-            try:
-                async with asyncio.timeout(KEEPALIVE):
-                    frame = await hub.next_frame(frame.seq if frame else -1, changed_only=True)
-            except TimeoutError:
-                frame = hub.latest  # keep-alive: the same picture again
+        with appliance.stream():
+            await _stream_parts(resp, appliance, frame, interval, quality)
     except ConnectionResetError:
         pass  # the viewer went away
     return resp
+
+
+async def _stream_parts(
+    resp: web.StreamResponse,
+    appliance: Appliance,
+    frame: Frame | None,
+    interval: float,
+    quality: int,
+) -> None:
+    hub = appliance.hub
+    while True:
+        if frame is not None:
+            sent_at = time.monotonic()
+            jpeg = await appliance.jpeg.encode(frame, quality=quality)
+            await resp.write(
+                b"--" + BOUNDARY.encode() + b"\r\nContent-Type: image/jpeg\r\n"
+                b"Content-Length: " + str(len(jpeg)).encode() + b"\r\n\r\n" + jpeg + b"\r\n"
+            )
+            # Cap the rate, then take the freshest picture if it changed meanwhile.
+            rest = interval - (time.monotonic() - sent_at)
+            if rest > 0:
+                await asyncio.sleep(rest)
+            latest = hub.latest
+            if latest is not None and latest.content_seq != frame.content_seq:
+                frame = latest
+                continue
+        try:
+            async with asyncio.timeout(KEEPALIVE):
+                frame = await hub.next_frame(frame.seq if frame else -1, changed_only=True)
+        except TimeoutError:
+            frame = hub.latest  # keep-alive: the same picture again
 
 
 @routes.get("/api/snapshot")
@@ -88,11 +100,13 @@ async def snapshot(request: web.Request) -> web.Response:
     if frame is None:
         fail(503, f"no frame yet: {appliance.hub.signal.message or appliance.hub.signal.status}")
     if fmt == "png":
-        body = await appliance.jpeg.encode_png(frame, max_width=width, max_height=height)
+        body = await appliance.jpeg.encode_png(
+            frame, max_width=width or None, max_height=height or None
+        )
         content_type = "image/png"
     else:
         body = await appliance.jpeg.encode(
-            frame, quality=quality, max_width=width, max_height=height
+            frame, quality=quality, max_width=width or None, max_height=height or None
         )
         content_type = "image/jpeg"
     return web.Response(body=body, content_type=content_type, headers={"Cache-Control": "no-store"})

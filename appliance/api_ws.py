@@ -120,26 +120,29 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     unsubscribe = appliance.events.add(enqueue)
     send_task = asyncio.create_task(sender(), name=f"{client}-send")
     try:
-        async for message in ws:
-            if message.type is not WSMsgType.TEXT:
-                if message.type is WSMsgType.BINARY:
-                    enqueue({"type": "error", "message": "binary messages are not accepted"})
-                continue
-            if len(message.data) > MAX_MESSAGE:
-                enqueue({"type": "error", "message": f"message larger than {MAX_MESSAGE} bytes"})
-                continue
-            msg: Any = None
-            try:
-                msg = json.loads(message.data)
-                if not isinstance(msg, dict):
-                    raise BadMessage("a message must be a JSON object")
-                reply = handle_message(appliance, client, msg)
-            except (BadMessage, UnknownKey, ValueError) as exc:
-                request_type = msg.get("type") if isinstance(msg, dict) else None
-                enqueue({"type": "error", "message": str(exc), "request": request_type})
-                continue
-            if reply is not None:
-                enqueue(reply)
+        with appliance.stream():
+            async for message in ws:
+                if message.type is not WSMsgType.TEXT:
+                    if message.type is WSMsgType.BINARY:
+                        enqueue({"type": "error", "message": "binary messages are not accepted"})
+                    continue
+                if len(message.data) > MAX_MESSAGE:
+                    enqueue(
+                        {"type": "error", "message": f"message larger than {MAX_MESSAGE} bytes"}
+                    )
+                    continue
+                msg: Any = None
+                try:
+                    msg = json.loads(message.data)
+                    if not isinstance(msg, dict):
+                        raise BadMessage("a message must be a JSON object")
+                    reply = handle_message(appliance, client, msg)
+                except (BadMessage, UnknownKey, ValueError) as exc:
+                    request_type = msg.get("type") if isinstance(msg, dict) else None
+                    enqueue({"type": "error", "message": str(exc), "request": request_type})
+                    continue
+                if reply is not None:
+                    enqueue(reply)
     finally:
         appliance.hid.release_client(client)
         unsubscribe()

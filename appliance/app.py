@@ -85,9 +85,13 @@ def create_app(
     async def start(app: web.Application) -> None:
         await appliance.start()
 
+    async def end_streams(app: web.Application) -> None:
+        appliance.end_streams()
+
     async def stop(app: web.Application) -> None:
         await appliance.close()
 
     app.on_startup.append(start)
+    app.on_shutdown.append(end_streams)
     app.on_cleanup.append(stop)
     return app

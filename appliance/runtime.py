@@ -4,9 +4,10 @@ from the configuration, with start/stop and a state document for the API and Web
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -89,6 +90,7 @@ class Appliance:
     jobs: TypingJobs = field(default_factory=TypingJobs)
     clients: int = 0
     events: EventBus = field(init=False)
+    streams: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.events = EventBus(self.state)
@@ -99,7 +101,24 @@ class Appliance:
         await self.hid.start()
         await self.source.start(self.hub)
 
+    @contextlib.contextmanager
+    def stream(self) -> Iterator[None]:
+        """Mark the current handler as a long-lived stream (MJPEG, WebSocket) that shutdown ends
+        at once instead of waiting for the viewer to leave."""
+        task = asyncio.current_task()
+        assert task is not None
+        self.streams.add(task)
+        try:
+            yield
+        finally:
+            self.streams.discard(task)
+
+    def end_streams(self) -> None:
+        for task in list(self.streams):
+            task.cancel()
+
     async def close(self) -> None:
+        self.end_streams()
         self.jobs.cancel_all()
         await self.hid.close()  # releases every key and button first
         await self.source.close()

@@ -82,7 +82,9 @@ async def serve(config) -> None:  # type: ignore[no-untyped-def]
 
     appliance = build_appliance(config)
     app = create_app(appliance, store, secure_cookies=ssl_context is not None)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    # Streams end at shutdown (on_shutdown); the timeout is a backstop for anything else
+    # (tests/test_serve.py checks shutdown beats it).
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=3.0)
     await runner.setup()
     site = web.TCPSite(runner, config.server.host, config.server.port, ssl_context=ssl_context)
     try:
