@@ -221,7 +221,10 @@ async def test_websocket_typing_and_release_on_close(server: Server) -> None:
         async with session.ws_connect("/api/ws") as ws:
             first = await ws.receive_json(timeout=5)
             assert first["type"] == "state"
-            assert first["video"]["width"] == 1280
+            # The video may still be starting; its state follows as soon as it is up.
+            while first["video"]["width"] != 1280:
+                first = await ws.receive_json(timeout=5)
+            assert first["video"]["status"] == "ok"
             for code in ["ShiftLeft", "KeyH"]:
                 await ws.send_json({"type": "key", "code": code, "down": True})
             await ws.send_json({"type": "key", "code": "KeyH", "down": False})
