@@ -368,11 +368,11 @@ async def test_run_script_with_progress_events(server: Server, kvm: IpkvmClient)
     _, png = cv2.imencode(".png", np.random.default_rng(4).integers(0, 255, (16, 16, 3), np.uint8))
     with pytest.raises(WaitTimeout) as info:
         await kvm.run_script(
-            "ENTER\nWAITFOR n.png 0.3\n", {"n.png": png.tobytes()}, progress=events.append
+            "ENTER\nWAITFOR n.png 3\n", {"n.png": png.tobytes()}, progress=events.append
         )
     assert info.value.body["line"] == 2
     assert info.value.best_score is not None and info.value.best_score < 0.9
-    assert info.value.message.startswith("line 2: WAITFOR n.png: timed out after 0.3 s")
+    assert info.value.message.startswith("line 2: WAITFOR n.png: timed out after 3 s")
 
 
 async def test_scripts_run_one_after_another(server: Server, kvm: IpkvmClient) -> None:
