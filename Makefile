@@ -13,6 +13,7 @@ $(STAMP): pyproject.toml scripts/bootstrap-venv
 	@touch $(STAMP)
 
 demo: $(STAMP)
+	@sh scripts/system-deps --demo
 	$(PY) -m appliance serve --target demo --listen $(LISTEN) --state-dir $(STATE)
 
 test: $(STAMP) system-deps
