@@ -35,14 +35,15 @@ from bench.appliance_proc import (
 )
 
 SIZES = {"720p": (1280, 720), "1080p": (1920, 1080)}
-TRANSPORTS = {
-    "webcodecs": ("transport-webcodecs.js", "WebCodecsTransport"),
-    "webrtc": ("transport-webrtc.js", "WebRtcTransport"),
-    "mjpeg": ("transport-mjpeg.js", "MjpegTransport"),
+TRANSPORTS: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "webcodecs": ("transport-webcodecs.js", "WebCodecsTransport", {}),
+    "webcodecs-canvas": ("transport-webcodecs.js", "WebCodecsTransport", {"renderer": "canvas"}),
+    "webrtc": ("transport-webrtc.js", "WebRtcTransport", {}),
+    "mjpeg": ("transport-mjpeg.js", "MjpegTransport", {}),
 }
 
 MEASURE_JS = """
-async ([module, name, seconds]) => {
+async ([module, name, seconds, options]) => {
   const mod = await import(`/static/js/${module}`);
   const Transport = mod[name];
   if (!(await Transport.available())) return { error: `${name} not available here` };
@@ -50,7 +51,7 @@ async ([module, name, seconds]) => {
   box.style.width = "100vw";
   document.body.replaceChildren(box);
   const t = new Transport({});
-  t.start(box, { fps: 30, quality: 80 });
+  t.start(box, { fps: 30, quality: 80, ...(options || {}) });
   const probe = document.createElement("canvas");
   const pctx = probe.getContext("2d", { willReadFrequently: true });
   const crc8 = (bytes) => {
@@ -165,7 +166,7 @@ async ([module, name, seconds]) => {
 def measure(url: str, password: str, transport: str, seconds: float) -> dict[str, Any]:
     from playwright.sync_api import sync_playwright
 
-    module, name = TRANSPORTS[transport]
+    module, name, options = TRANSPORTS[transport]
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
@@ -181,7 +182,7 @@ def measure(url: str, password: str, transport: str, seconds: float) -> dict[str
             )
             if status != 200:
                 raise RuntimeError(f"login failed: HTTP {status}")
-            result: dict[str, Any] = page.evaluate(MEASURE_JS, [module, name, seconds])
+            result: dict[str, Any] = page.evaluate(MEASURE_JS, [module, name, seconds, options])
             if errors:
                 result["page_errors"] = errors
             return result
@@ -193,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="per transport and size")
     parser.add_argument("--sizes", default="720p,1080p")
-    parser.add_argument("--transports", default="webcodecs,webrtc,mjpeg")
+    parser.add_argument("--transports", default="webcodecs,webcodecs-canvas,webrtc,mjpeg")
     parser.add_argument("--fps", type=int, default=30, help="demo source frame rate")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)

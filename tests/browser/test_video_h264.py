@@ -19,7 +19,7 @@ def stamped_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]
     srv.stop()
 
 
-@pytest.mark.parametrize("transport", ["webcodecs", "webrtc"])
+@pytest.mark.parametrize("transport", ["webcodecs", "webcodecs-canvas", "webrtc"])
 def test_transport_shows_fresh_stamped_frames(
     browser: Any, stamped_server: Server, transport: str
 ) -> None:
@@ -35,8 +35,8 @@ def test_transport_shows_fresh_stamped_frames(
             stamped_server.password,
         )
         assert status == 200
-        module, name = TRANSPORTS[transport]
-        result = page.evaluate(MEASURE_JS, [module, name, 5])
+        module, name, options = TRANSPORTS[transport]
+        result = page.evaluate(MEASURE_JS, [module, name, 5, options])
     finally:
         page.close()
     assert not errors, errors
