@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -28,9 +28,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.appliance_proc import demo_config, start_appliance, table
 
 
-def _auth(password: str) -> dict[str, str]:
-    token = base64.b64encode(f"admin:{password}".encode()).decode()
-    return {"Authorization": f"Basic {token}"}
+def _auth(session_id: str) -> dict[str, str]:
+    """A logged-in session's cookie: ten viewers authenticating with Basic at once would each
+    run scrypt (and trip the login throttle); a browser also logs in once."""
+    return {"Cookie": f"ipkvm_session={session_id}"}
+
+
+def login(url: str, password: str) -> str:
+    """Log in once; returns the session id for the viewer processes."""
+    request = urllib.request.Request(
+        f"{url}/api/auth/login",
+        data=json.dumps({"user": "admin", "password": password}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        for header in response.headers.get_all("Set-Cookie") or []:
+            name, _, rest = header.partition("=")
+            if name.strip() == "ipkvm_session":
+                return rest.split(";")[0]
+    raise RuntimeError("login gave no session cookie")
 
 
 async def _count(next_frame: Callable[[], Awaitable[object]]) -> int:
@@ -92,6 +108,8 @@ async def _webrtc_client(url: str, password: str) -> int:
             f"{url}/api/webrtc/offer", json={"sdp": pc.localDescription.sdp, "type": "offer"}
         ) as resp:
             answer = await resp.json()
+            if resp.status != 200:
+                raise RuntimeError(f"offer refused: {resp.status} {answer}")
     await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
     try:
         track = await asyncio.wait_for(track_ready, 30)
@@ -111,9 +129,10 @@ def run_viewers(
     url: str, password: str, kind: str, count: int, seconds: float, app: Any
 ) -> dict[str, Any]:
     """Start *count* viewer processes; once all show frames, measure over *seconds*."""
+    session_id = login(url, password)
     procs = [
         subprocess.Popen(
-            [sys.executable, __file__, "--client", kind, url, password],
+            [sys.executable, __file__, "--client", kind, url, session_id],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
