@@ -91,3 +91,9 @@ async def hid_until(
         pytest.fail(f"timed out waiting for {what}")
     finally:
         unsubscribe()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the browser tests last: Playwright's sync API keeps an event loop running in the main
+    thread for the whole session, and no asyncio test can run after it has started."""
+    items.sort(key=lambda item: "browser" in Path(str(item.fspath)).parts)
