@@ -32,7 +32,7 @@ import logging
 import struct
 from typing import Any, Final
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from appliance.runtime import APPLIANCE
 from capture.h264 import EncodedFrame, EncoderSettings, H264Encoder, sps_info
@@ -117,7 +117,11 @@ async def stream_h264(request: web.Request) -> web.WebSocketResponse:
     async def sender() -> None:
         nonlocal described
         while True:
-            frame = await sub.get()
+            try:
+                frame = await sub.get()
+            except EOFError:  # the encoder closed (app shutdown): end this viewer's socket
+                await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
+                return
             if frame.keyframe:
                 info = sps_info(frame.data)
                 what = (info.codec_string if info else "", frame.width, frame.height)

@@ -170,3 +170,20 @@ async def test_two_viewers_one_encode(stamped: Server) -> None:
         await encoder.idle.wait()  # the encoder stops when nobody watches
     assert not encoder.running
     assert encoder.subscribers == 0
+
+
+async def test_shutdown_closes_viewer_sockets(tmp_path: Path) -> None:
+    srv, runner = await start_server(tmp_path, STAMPED)
+    async with aiohttp.ClientSession(headers=auth_header(srv)) as session:
+        ws = await session.ws_connect(f"{srv.url}/api/stream.h264")
+        async with asyncio.timeout(10):
+            await binary(ws)
+            await srv.app[H264].close()  # what app cleanup does
+            while (await ws.receive()).type not in (
+                aiohttp.WSMsgType.CLOSE,
+                aiohttp.WSMsgType.CLOSED,
+            ):
+                pass
+        assert ws.close_code == 1001
+        await ws.close()
+    await runner.cleanup()
