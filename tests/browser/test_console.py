@@ -569,8 +569,8 @@ def test_transport_can_be_chosen_in_the_panel_and_the_url(console: Console) -> N
     options = page.locator("#set-transport option").evaluate_all("os => os.map(o => o.value)")
     assert options[0] == "auto" and "mjpeg" in options
     assert page.locator("#set-transport").input_value() == "mjpeg"  # see conftest
-    with page.expect_request(lambda r: "/api/stream.mjpeg" in r.url):
-        page.select_option("#set-transport", "auto")  # only MJPEG exists so far
+    with page.expect_websocket(lambda ws: "/api/stream.h264" in ws.url):
+        page.select_option("#set-transport", "auto")  # localhost is secure: WebCodecs first
     with page.expect_request(lambda r: "/api/stream.mjpeg" in r.url):
         page.select_option("#set-transport", "mjpeg")
     page.wait_for_function("document.querySelector('#video-box img')?.naturalWidth > 0")

@@ -160,9 +160,19 @@ export class WebCodecsTransport {
   }
 
   restart() {
-    if (!this.running) return;
+    if (!this.element) return; // stopped for good
+    this.running = true;
     this.attempt = 0;
     this.connect();
+  }
+
+  /** The page is hidden: stop receiving and decoding; restart() resumes with a keyframe. */
+  suspend() {
+    this.running = false;
+    clearTimeout(this.retryTimer);
+    clearTimeout(this.stallTimer);
+    this.closeSocket();
+    this.closeDecoder();
   }
 
   // One shared encoder serves every viewer: fps and quality are the appliance's settings.

@@ -122,9 +122,18 @@ export class WebRtcTransport {
   }
 
   restart() {
-    if (!this.running) return;
+    if (!this.element) return; // stopped for good
+    this.running = true;
     this.attempt = 0;
     this.connect();
+  }
+
+  /** The page is hidden: close the peer (its keys are released server-side); restart() resumes. */
+  suspend() {
+    this.running = false;
+    clearTimeout(this.retryTimer);
+    clearTimeout(this.stallTimer);
+    this.closePeer();
   }
 
   // The shared encoder's settings are the appliance's: nothing to renegotiate per viewer.

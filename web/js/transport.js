@@ -17,12 +17,15 @@
 //   fps                        measured displayed frames per second, or null
 //
 // Preference order: WebCodecs over WebSocket (lowest latency), then WebRTC, then MJPEG
-// (works everywhere). Only MJPEG exists so far (issue 4 adds the others): append the new
-// classes to TRANSPORTS in preference order and nothing else changes.
+// (works everywhere). A new transport is one more class in TRANSPORTS, in preference order.
+// WebCodecs needs a secure context (HTTPS, or localhost): over plain HTTP to a LAN address the
+// console falls back to WebRTC.
 
 import { MjpegTransport } from "./transport-mjpeg.js";
+import { WebCodecsTransport } from "./transport-webcodecs.js";
+import { WebRtcTransport } from "./transport-webrtc.js";
 
-export const TRANSPORTS = [MjpegTransport];
+export const TRANSPORTS = [WebCodecsTransport, WebRtcTransport, MjpegTransport];
 
 /**
  * The transport to use: *preferred* (an id, e.g. from ?transport=mjpeg or the Stream panel)
