@@ -76,7 +76,14 @@ def create_app(
     from appliance import api_h264, webrtc
 
     api_h264.setup(app)  # the one H.264 encoder: /api/stream.h264 and every WebRTC peer
-    webrtc.setup(app)
+    rtc = appliance.config.webrtc
+    ice = [
+        webrtc.IceServer(url, rtc.turn_username or None, rtc.turn_password or None)
+        if url.startswith("turn")
+        else webrtc.IceServer(url)
+        for url in rtc.ice_urls
+    ]
+    webrtc.setup(app, ice_servers=ice, max_peers=rtc.max_peers)
     if appliance.demo is not None:
         app.add_routes(api_demo.routes)
     if WEB_DIR.is_dir():

@@ -131,6 +131,23 @@ def _listen(key: str, value: Any) -> str:
     return str(value)
 
 
+def _ice_urls(key: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(
+            key, f'must be a list of URLs such as ["stun:stun.example:3478"], not {value!r}'
+        )
+    for url in value:
+        if not url.startswith(("stun:", "stuns:", "turn:", "turns:")):
+            raise ConfigError(key, f"{url!r} is not a stun:, stuns:, turn: or turns: URL")
+    return tuple(value)
+
+
+def _text(key: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(key, f"must be a string, not {value!r}")
+    return value
+
+
 def _optional_path(key: str, value: Any) -> Path | None:
     if value == "":
         return None
@@ -219,6 +236,21 @@ _SCHEMA: dict[str, dict[str, _Key]] = {
     "stream": {
         "jpeg_quality": _Key(80, _int(1, 100), "MJPEG quality"),
         "max_fps": _Key(30, _int(1, 240), "frame rate cap for streams"),
+        "h264_bitrate": _Key(
+            5000, _int(100, 100_000), "H.264 bitrate, kbit/s (CBR with a VBV cap)"
+        ),
+        "h264_gop": _Key(0, _int(0, 100_000), "frames between IDRs; 0: only when a viewer asks"),
+        "h264_codec": _Key(
+            "libx264",
+            _choice("libx264", "h264_v4l2m2m", "auto"),
+            "H.264 encoder; h264_v4l2m2m is the Raspberry Pi's hardware encoder",
+        ),
+    },
+    "webrtc": {
+        "ice_urls": _Key([], _ice_urls, "STUN/TURN servers; none by default (LAN)"),
+        "turn_username": _Key("", _text, "TURN user name (for turn: URLs)"),
+        "turn_password": _Key("", _text, "TURN password"),
+        "max_peers": _Key(16, _int(1, 256), "most WebRTC viewers at once"),
     },
     "demo": {
         "width": _Key(1280, _int(160, 7680), "demo screen width"),
@@ -303,6 +335,17 @@ class VideoConfig:
 class StreamConfig:
     jpeg_quality: int
     max_fps: int
+    h264_bitrate: int
+    h264_gop: int
+    h264_codec: str
+
+
+@dataclass(frozen=True, slots=True)
+class WebRtcConfig:
+    ice_urls: tuple[str, ...]
+    turn_username: str
+    turn_password: str
+    max_peers: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,6 +367,7 @@ class Config:
     video: VideoConfig
     stream: StreamConfig
     demo: DemoConfig
+    webrtc: WebRtcConfig
     path: Path | None = field(default=None, compare=False)
     """The file this came from (None: built-in defaults)."""
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
@@ -470,6 +514,7 @@ def build_config(raw: Mapping[str, Any], *, path: Path | None = None) -> Config:
         video=VideoConfig(**video),
         stream=StreamConfig(**sub("stream")),
         demo=DemoConfig(**sub("demo")),
+        webrtc=WebRtcConfig(**sub("webrtc")),
         path=path,
         raw=copy.deepcopy(dict(raw)),
     )
@@ -504,6 +549,8 @@ def find_config(explicit: Path | None) -> Path | None:
 
 
 def _toml_value(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):

@@ -162,3 +162,19 @@ def test_config_check_cli(tmp_path: Path) -> None:
     defaults = run_cli("config", "defaults")
     assert defaults.returncode == 0
     assert build_config(tomllib.loads(defaults.stdout)) == load_config(None)
+
+
+def test_video_stream_and_webrtc_keys(tmp_path: Path) -> None:
+    cfg = tmp_path / "v.toml"
+    cfg.write_text(
+        '[stream]\nh264_bitrate = 2500\nh264_codec = "auto"\n'
+        '[webrtc]\nice_urls = ["stun:stun.example:3478", "turn:turn.example:3478"]\n'
+        'turn_username = "kvm"\nturn_password = "s3cret"\n'
+    )
+    config = load_config(cfg)
+    assert config.stream.h264_bitrate == 2500 and config.stream.h264_codec == "auto"
+    assert config.webrtc.ice_urls == ("stun:stun.example:3478", "turn:turn.example:3478")
+    cfg.write_text('[webrtc]\nice_urls = ["http://not-ice"]\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(cfg)
+    assert info.value.key == "webrtc.ice_urls" and "http://not-ice" in str(info.value)
