@@ -101,6 +101,10 @@ def test_video_shows_frames_with_the_right_aspect(console: Console, artifacts: P
     page.locator("#stats", has_text="fps").wait_for()
     page.locator("#stats", has_text="RTT").wait_for()
     page.wait_for_function("/RTT \\d+ ms/.test(document.getElementById('stats').textContent)")
+    # The received bitrate, counted from the stream's bytes.
+    page.wait_for_function(
+        "/\\d+(\\.\\d)? [kM]bit\\/s/.test(document.getElementById('stats').textContent)"
+    )
     assert page.locator("#banner").is_hidden()
     page.screenshot(path=str(artifacts / "console.png"))
 

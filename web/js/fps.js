@@ -20,3 +20,25 @@ export class FpsMeter {
     return ((recent.length - 1) * 1000) / Math.max(1, recent[recent.length - 1] - recent[0]);
   }
 }
+
+/** Received bytes over a sliding window of about two seconds, as kbit/s. */
+export class RateMeter {
+  constructor(windowMs = 2000) {
+    this.windowMs = windowMs;
+    this.samples = [];
+  }
+
+  add(bytes, now = performance.now()) {
+    this.samples.push([now, bytes]);
+    const cutoff = now - this.windowMs;
+    while (this.samples.length && this.samples[0][0] < cutoff) this.samples.shift();
+  }
+
+  get kbps() {
+    const now = performance.now();
+    const recent = this.samples.filter(([t]) => t >= now - this.windowMs);
+    if (!recent.length) return 0;
+    const bytes = recent.reduce((sum, [, n]) => sum + n, 0);
+    return (bytes * 8) / this.windowMs;
+  }
+}

@@ -4,7 +4,7 @@
 // stream ends, so the console could neither count frames nor notice a dead stream. Parsing the
 // multipart body ourselves gives both, and we still display through an <img>.
 
-import { FpsMeter } from "./fps.js";
+import { FpsMeter, RateMeter } from "./fps.js";
 
 // The server sends a part at least about once a second even on a static screen.
 const STALL_MS = 4000;
@@ -92,6 +92,7 @@ export class MjpegTransport {
     this.options = { fps: 30, quality: 80 };
     this.element = null;
     this.meter = new FpsMeter();
+    this.rate = new RateMeter();
     this.abort = null;
     this.retryTimer = null;
     this.stallTimer = null;
@@ -106,6 +107,11 @@ export class MjpegTransport {
 
   get fps() {
     return this.meter.fps;
+  }
+
+  /** Received video data rate, kbit/s. */
+  get kbps() {
+    return this.rate.kbps;
   }
 
   pictureSize() {
@@ -187,6 +193,7 @@ export class MjpegTransport {
       for (;;) {
         const { done, value } = await reader.read();
         if (done) throw new Error("stream ended");
+        this.rate.add(value.byteLength);
         for (const part of parser.feed(value)) this.frame(part);
       }
     } catch (err) {

@@ -17,7 +17,7 @@
 // dropped while its sink is busy); if the decoder falls far behind we skip to a fresh keyframe
 // instead of showing an ever older picture.
 
-import { FpsMeter } from "./fps.js";
+import { FpsMeter, RateMeter } from "./fps.js";
 
 const STALL_MS = 4000; // the server sends a frame at least about once a second
 const RETRY_MS = [250, 500, 1000, 2000, 3000, 5000];
@@ -79,6 +79,7 @@ export class WebCodecsTransport {
     this.element = null;
     this.ctx = null;
     this.meter = new FpsMeter();
+    this.rate = new RateMeter();
     this.ws = null;
     this.decoder = null;
     this.codec = null;
@@ -102,6 +103,11 @@ export class WebCodecsTransport {
 
   get fps() {
     return this.meter.fps;
+  }
+
+  /** Received video data rate, kbit/s. */
+  get kbps() {
+    return this.rate.kbps;
   }
 
   pictureSize() {
@@ -220,6 +226,7 @@ export class WebCodecsTransport {
     ws.onmessage = (event) => {
       if (this.ws !== ws) return;
       this.armStallTimer();
+      if (typeof event.data !== "string") this.rate.add(event.data.byteLength);
       if (typeof event.data === "string") this.onText(event.data);
       else this.onAccessUnit(parseAccessUnit(event.data));
     };

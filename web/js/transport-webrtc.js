@@ -77,6 +77,10 @@ export class WebRtcTransport {
     this.frameCallback = null;
     /** Capture → expected display delay in ms when the browser reports captureTime, or null. */
     this.latency = null;
+    this.kbps = null; // from RTP stats: see sampleRate()
+    this.statsAt = 0;
+    this.statsBytes = null;
+    this.statsTs = 0;
   }
 
   get fps() {
@@ -249,6 +253,7 @@ export class WebRtcTransport {
       this.armStallTimer();
       this.attempt = 0;
       this.meter.tick();
+      this.sampleRate();
       if (metadata && metadata.captureTime && metadata.expectedDisplayTime) {
         this.latency = metadata.expectedDisplayTime - metadata.captureTime;
       }
@@ -268,5 +273,25 @@ export class WebRtcTransport {
     } else {
       video.addEventListener("timeupdate", () => tick(null));
     }
+  }
+
+  /** Received bitrate from the peer's inbound RTP stats, sampled about once a second. */
+  sampleRate() {
+    const now = performance.now();
+    if (!this.pc || now - this.statsAt < 1000) return;
+    this.statsAt = now;
+    this.pc
+      .getStats()
+      .then((report) => {
+        for (const s of report.values()) {
+          if (s.type !== "inbound-rtp" || s.kind !== "video") continue;
+          if (this.statsBytes !== null) {
+            this.kbps = ((s.bytesReceived - this.statsBytes) * 8) / Math.max(1, s.timestamp - this.statsTs);
+          }
+          this.statsBytes = s.bytesReceived;
+          this.statsTs = s.timestamp;
+        }
+      })
+      .catch(() => {});
   }
 }

@@ -217,6 +217,12 @@ export class Ui {
     const fps = this.transport ? this.transport.fps : null;
     if (fps !== null && fps !== undefined) parts.push(`${fps.toFixed(1)} fps`);
     else if (this.state && this.state.video && this.state.video.fps) parts.push(`${this.state.video.fps.toFixed(1)} fps`);
+    const kbps = this.transport ? this.transport.kbps : null;
+    if (kbps) parts.push(kbps >= 1000 ? `${(kbps / 1000).toFixed(1)} Mbit/s` : `${Math.round(kbps)} kbit/s`);
+    const latency = this.transport ? this.transport.latency : null;
+    if (latency !== null && latency !== undefined && latency >= 0) {
+      parts.push(`latency ${Math.round(latency)} ms`);
+    }
     parts.push(this.rtt === null ? "RTT —" : `RTT ${Math.round(this.rtt)} ms`);
     const size = this.transport && this.transport.pictureSize();
     if (size) parts.push(`${size.width}×${size.height}`);
