@@ -1,11 +1,27 @@
-"""V4L2 capture (HDMI-to-USB dongles, CSI bridges) through OpenCV, in one reader thread.
+"""V4L2 capture (HDMI-to-USB dongles, CSI/HDMI bridges) through OpenCV, watched by the driver.
 
-``cv2.VideoCapture.read`` blocks, so it lives in a daemon thread that keeps only the freshest
-frame (driver queue of one buffer, and a single pending slot towards the event loop: if the loop
-is busy, an older unpublished frame is replaced, never queued). Everything that can go wrong —
-no device, not a capture device, no signal, cable pulled — becomes a hub signal state plus a
-generated frame that says why, and the thread retries every ``retry_interval`` seconds until the
-device works again; nobody has to restart anything.
+``cv2.VideoCapture.read`` blocks, so it lives in a daemon *reader* thread that keeps only the
+freshest frame (driver queue of one buffer, and a single pending slot towards the event loop: if
+the loop is busy, an older unpublished frame is replaced, never queued).
+
+Frames arriving (or not) cannot tell a lost HDMI signal: a receiver may keep streaming noise, or
+stop so that ``read()`` never returns. So a *supervisor* thread asks the driver itself every
+``poll_interval`` seconds, on a second non-blocking fd (querying needs no streaming ownership):
+``VIDIOC_QUERY_DV_TIMINGS`` says no signal / no lock / out of range or gives the timings, and
+source-change events catch changes between two polls (see capture/v4l2_ioctl.py). On a loss it
+retires the reader and shows a frame saying why; when the signal returns or the timings change it
+retires the reader, sets the detected timings (so the capture size follows the source) and starts a
+fresh reader. A reader that delivers nothing for ``reopen_after`` seconds is replaced too. Devices
+without DV timings (UVC dongles) keep the frame-based judgement.
+
+A retired reader may still be stuck in ``read()``; ``release()`` from another thread is not safe
+while it is, so it is abandoned (daemon thread) and releases its capture when the read returns.
+Every reader carries a generation number and publishes only while it is the current one, so an
+abandoned reader never shows a stale frame or state.
+
+Everything that can go wrong — no device, not a capture device, no signal, cable pulled — becomes a
+hub signal state plus a generated frame that says why, and is retried until it works again; nobody
+has to restart anything.
 
 This OpenCV build's V4L2 backend opens cameras by index only, so a path is resolved (following
 symlinks such as /dev/v4l/by-id/...) to /dev/videoN and opened as index N.
@@ -15,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import math
 import os
@@ -22,11 +39,13 @@ import re
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import cast
 
 import cv2
 import numpy as np
 
+from capture import v4l2_ioctl as vio
 from capture.frame import Image, SignalStatus
 from capture.hub import FrameHub
 from capture.placeholder import message_image
@@ -36,6 +55,13 @@ log = logging.getLogger(__name__)
 
 FOURCCS = ("MJPG", "YUYV")
 
+#: what QUERY_DV_TIMINGS's complaint means, as shown to the user (title, message)
+LOSS_TEXT: dict[vio.SignalLoss, tuple[str, str]] = {
+    "no_link": ("No signal", "No HDMI signal on {device}"),
+    "no_lock": ("No signal", "HDMI signal on {device} but the receiver cannot lock to it"),
+    "out_of_range": ("Out of range", "HDMI signal on {device} is out of the receiver's range"),
+}
+
 
 def device_index(device: str) -> int | None:
     """The N of /dev/videoN that *device* names (a number, a path or a symlink to one)."""
@@ -43,6 +69,123 @@ def device_index(device: str) -> int | None:
         return int(device)
     match = re.fullmatch(r"/dev/video(\d+)", os.path.realpath(device))
     return int(match.group(1)) if match else None
+
+
+@dataclass
+class _Reader:
+    """One reader thread and what the supervisor needs to judge it (written by that thread)."""
+
+    generation: int
+    started: float
+    thread: threading.Thread | None = None
+    opened: float | None = None
+    last_frame: float | None = None
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    """One look at the receiver: a loss, or the timings (None: the device cannot tell)."""
+
+    loss: vio.SignalLoss | None = None
+    timings: vio.DvTimings | None = None
+    changed: bool = False
+
+
+@dataclass
+class _DvProbe:
+    """A side fd on the device for DV timings and source-change events.
+
+    ``supported`` stays None until the driver answered once; False (ENOTTY/ENODATA: a UVC dongle,
+    or an input without DV timings) switches the probing off for good.
+    """
+
+    device: str
+    fd: int | None = None
+    supported: bool | None = None
+    timings: vio.DvTimings | None = None
+    events: bool = False
+    lost: vio.SignalLoss | None = field(default=None)
+
+    def check(self) -> _Verdict:
+        if self.supported is False:
+            return _Verdict()
+        if self.fd is None:
+            try:
+                self.fd = os.open(self.device, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+            except OSError as exc:
+                log.debug("cannot open %s for DV timings: %s", self.device, exc)
+                return _Verdict()
+            try:
+                vio.subscribe_source_change(self.fd)
+                self.events = True
+            except OSError as exc:
+                self.events = False
+                log.debug("%s: no source-change events (%s)", self.device, exc)
+        try:
+            timings = vio.query_dv_timings(self.fd)
+        except OSError as exc:
+            if exc.errno in vio.UNSUPPORTED_ERRNOS:
+                log.info(
+                    "%s has no DV timings (%s): judging the signal by frames", self.device, exc
+                )
+                self.supported = False
+                self.close()
+                return _Verdict()
+            loss = vio.LOSS_ERRNOS.get(exc.errno or 0)
+            if loss is None:  # ENODEV and friends: the device is going away, frames will tell
+                log.debug("%s: QUERY_DV_TIMINGS failed: %s", self.device, exc)
+                self.close()
+                return _Verdict()
+            self.supported = True
+            self._drain()
+            changed = self.lost != loss
+            self.lost, self.timings = loss, None
+            return _Verdict(loss=loss, changed=changed)
+        except ValueError as exc:  # a timings type we do not know: treat as unsupported
+            log.warning("%s: %s; judging the signal by frames", self.device, exc)
+            self.supported = False
+            self.close()
+            return _Verdict()
+        self.supported = True
+        event = self._drain()
+        changed = event or timings != self.timings or self.lost is not None
+        self.lost, self.timings = None, timings
+        return _Verdict(timings=timings, changed=changed)
+
+    def apply(self, timings: vio.DvTimings) -> None:
+        """Configure the receiver for the detected timings; capture formats follow them."""
+        if self.fd is None:
+            return
+        try:
+            vio.set_dv_timings(self.fd, timings)
+        except OSError as exc:  # EBUSY if a stuck reader still streams; the driver keeps its own
+            log.warning("%s: cannot set DV timings %s: %s", self.device, timings, exc)
+        self._drain()  # a change we made ourselves is not news
+
+    def _drain(self) -> bool:
+        """Dequeue pending events; True if one said the source changed."""
+        if self.fd is None or not self.events:
+            return False
+        changed = False
+        for _ in range(32):
+            try:
+                event = vio.dequeue_event(self.fd)
+            except OSError as exc:
+                if exc.errno != errno.EAGAIN:
+                    log.debug("%s: DQEVENT failed: %s", self.device, exc)
+                break
+            if event is None:
+                break
+            changed |= event.type == vio.V4L2_EVENT_SOURCE_CHANGE
+        return changed
+
+    def close(self) -> None:
+        if self.fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+            self.fd = None
+        self.timings = None
+        self.lost = None
 
 
 class V4l2Source(VideoSource):
@@ -60,6 +203,7 @@ class V4l2Source(VideoSource):
         read_timeout: float = 1.0,
         reopen_after: float = 3.0,
         no_signal_after: float = 1.0,
+        poll_interval: float = 0.5,
     ) -> None:
         if fourcc not in FOURCCS:
             raise ValueError(f"fourcc must be one of {FOURCCS}, not {fourcc!r}")
@@ -74,6 +218,7 @@ class V4l2Source(VideoSource):
         self.read_timeout = read_timeout
         self.reopen_after = reopen_after
         self.no_signal_after = max(no_signal_after, 3.0 / fps)
+        self.poll_interval = poll_interval
         self._last_frame = 0.0
         self._watchdog: asyncio.Task[None] | None = None
         self._stop = threading.Event()
@@ -81,8 +226,13 @@ class V4l2Source(VideoSource):
         self._done: asyncio.Future[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._hub: FrameHub | None = None
-        self._pending: tuple[Image, float] | None = None
+        self._pending: tuple[Image, float, int] | None = None
         self._pending_lock = threading.Lock()
+        # Held while checking the generation and posting, so a retired reader's last frame or
+        # state can never be posted after the supervisor's verdict.
+        self._generation_lock = threading.Lock()
+        self._generation = 0
+        self._retired: list[threading.Thread] = []
         self._status: SignalStatus | None = None
         self._placeholders: dict[tuple[int, int, str, str], Image] = {}
 
@@ -94,17 +244,19 @@ class V4l2Source(VideoSource):
         self._hub = hub
         self._done = self._loop.create_future()
         hub.set_signal("starting", f"Opening {self.device}")
-        # OpenCV's V4L2 backend waits this many seconds in select() for a frame (default 10):
-        # shorter, so a lost signal is noticed and close() is not held up.
+        # OpenCV's V4L2 backend waits this many whole seconds in select() for a frame (default
+        # 10): shorter, so a read returns soon after a signal is lost and close() is not held up.
         os.environ.setdefault(
             "OPENCV_VIDEOIO_V4L_SELECT_TIMEOUT", str(max(1, math.ceil(self.read_timeout)))
         )
-        self._thread = threading.Thread(target=self._run, name=f"v4l2 {self.device}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name=f"v4l2 supervisor {self.device}", daemon=True
+        )
         self._thread.start()
         self._watchdog = asyncio.create_task(self._watch(), name=f"v4l2 watchdog {self.device}")
 
     async def close(self) -> None:
-        """Stop the reader; waits at most ``read_timeout`` + 1 s for a read stuck in the driver."""
+        """Stop the threads; waits at most ``read_timeout`` + 1 s for a read stuck in the driver."""
         self._stop.set()
         if self._watchdog is not None:
             self._watchdog.cancel()
@@ -127,43 +279,171 @@ class V4l2Source(VideoSource):
             if self._status == "ok" and silent > self.no_signal_after:
                 self._report("no_signal", f"No frames from {self.device} for {silent:.1f} s")
 
-    # ------------------------------------------------------------------ thread
+    # ------------------------------------------------------------------ supervisor thread
     def _run(self) -> None:
+        probe = _DvProbe(self.device)
+        reader: _Reader | None = None
+        next_start = 0.0
         try:
             while not self._stop.is_set():
-                cap = self._open()
-                if cap is None:
+                if not os.path.exists(self.device):
+                    self._retire(reader)
+                    reader = None
+                    probe.close()
+                    self._report("no_device", f"No capture device at {self.device}")
                     self._stop.wait(self.retry_interval)
                     continue
-                try:
-                    self._read_loop(cap)
-                finally:
-                    cap.release()
+                index = device_index(self.device)
+                if index is None:
+                    self._report("no_device", f"{self.device} is not a V4L2 video device")
+                    self._stop.wait(self.retry_interval)
+                    continue
+
+                verdict = probe.check()
+                if verdict.loss is not None:
+                    title, text = LOSS_TEXT[verdict.loss]
+                    if verdict.changed or reader is not None or self._status != "no_signal":
+                        self._retire(reader, ("no_signal", text.format(device=self.device), title))
+                        reader = None
+                    self._stop.wait(self.poll_interval)
+                    continue
+                if verdict.changed and verdict.timings is not None:
+                    if reader is not None:
+                        log.info("%s: source changed to %s", self.device, verdict.timings)
+                    self._retire(reader)
+                    reader = None
+                    self._await_retired(self.read_timeout + 1.0)
+                    probe.apply(verdict.timings)
+                    next_start = 0.0
+
+                now = time.monotonic()
+                if reader is not None and (reader.thread is None or not reader.thread.is_alive()):
+                    reader = None
+                if reader is not None and self._stalled(reader, now):
+                    log.warning(
+                        "%s: no frames for %.1f s; reopening", self.device, self.reopen_after
+                    )
+                    self._retire(reader)
+                    reader = None
+                if reader is None and now >= next_start:
+                    reader = self._start_reader(index, verdict.timings)
+                    next_start = now + self.retry_interval
+                self._stop.wait(self.poll_interval)
         except Exception as exc:  # never die silently: say so on screen
-            log.exception("V4L2 reader for %s crashed", self.device)
+            log.exception("V4L2 supervisor for %s crashed", self.device)
             self._report("no_device", f"Capture failed: {exc}")
         finally:
+            self._retire(reader)
+            self._await_retired(self.read_timeout + 0.5)
+            probe.close()
             self._post(self._finish)
 
-    def _open(self) -> cv2.VideoCapture | None:
-        if not os.path.exists(self.device):
-            self._report("no_device", f"No capture device at {self.device}")
-            return None
-        index = device_index(self.device)
-        if index is None:
-            self._report("no_device", f"{self.device} is not a V4L2 video device")
-            return None
+    def _stalled(self, reader: _Reader, now: float) -> bool:
+        """True if the reader delivered nothing for ``reopen_after`` s (opening gets as long)."""
+        since = reader.last_frame or reader.opened or reader.started + self.reopen_after
+        return now - since > self.reopen_after
+
+    def _start_reader(self, index: int, timings: vio.DvTimings | None) -> _Reader:
+        with self._generation_lock:
+            self._generation += 1
+            reader = _Reader(generation=self._generation, started=time.monotonic())
+        size = (timings.width, timings.height) if timings is not None else None
+        reader.thread = threading.Thread(
+            target=self._read,
+            args=(reader, index, size),
+            name=f"v4l2 reader {self.device} #{reader.generation}",
+            daemon=True,
+        )
+        reader.thread.start()
+        return reader
+
+    def _retire(
+        self, reader: _Reader | None, report: tuple[SignalStatus, str, str] | None = None
+    ) -> None:
+        """Make *reader* stale (it stops publishing at once) and optionally publish a verdict."""
+        with self._generation_lock:
+            self._generation += 1
+            if report is not None:
+                status, message, title = report
+                self._report(status, message, title=title)
+        if reader is not None and reader.thread is not None and reader.thread.is_alive():
+            self._retired.append(reader.thread)
+        return None
+
+    def _await_retired(self, timeout: float) -> None:
+        """Give retired readers up to *timeout* s to return from read() and release the device."""
+        deadline = time.monotonic() + timeout
+        for thread in self._retired:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        self._retired = [t for t in self._retired if t.is_alive()]
+        if self._retired:
+            log.warning(
+                "%s: %d reader(s) stuck in read(); abandoned", self.device, len(self._retired)
+            )
+
+    # ------------------------------------------------------------------ reader thread
+    def _current(self, reader: _Reader) -> bool:
+        return reader.generation == self._generation and not self._stop.is_set()
+
+    def _report_if(self, reader: _Reader, status: SignalStatus, message: str) -> None:
+        with self._generation_lock:
+            if self._current(reader):
+                self._report(status, message)
+
+    def _read(self, reader: _Reader, index: int, size: tuple[int, int] | None) -> None:
+        cap: cv2.VideoCapture | None = None
+        try:
+            cap = self._open(index, size)
+            if cap is None:
+                self._report_if(reader, "no_device", f"Cannot open {self.device} for capture")
+                return
+            reader.opened = time.monotonic()
+            failing_since: float | None = None
+            while self._current(reader):
+                ok, image = cap.read()
+                if ok and image is not None and image.ndim == 3 and image.shape[2] == 3:
+                    frame = cast(Image, np.asarray(image, dtype=np.uint8))
+                    ts = reader.last_frame = time.monotonic()
+                    failing_since = None
+                    with self._generation_lock:
+                        if not self._current(reader):
+                            return
+                        self._last_frame = ts
+                        if self._status != "ok":
+                            self._report("ok", f"Capturing from {self.device}", placeholder=False)
+                        self._offer(frame, ts, reader.generation)
+                    continue
+                if not self._current(reader):
+                    return
+                if not os.path.exists(self.device):
+                    self._report_if(
+                        reader, "no_device", f"Capture device {self.device} disappeared"
+                    )
+                    return
+                self._report_if(reader, "no_signal", f"No frames from {self.device}")
+                now = time.monotonic()
+                failing_since = failing_since or now
+                if now - failing_since >= self.reopen_after:
+                    return  # the supervisor opens afresh: some drivers need it for a new source
+                self._stop.wait(min(0.1, self.read_timeout))
+        except Exception as exc:
+            log.exception("V4L2 reader for %s crashed", self.device)
+            self._report_if(reader, "no_device", f"Capture failed: {exc}")
+        finally:
+            if cap is not None:
+                cap.release()
+
+    def _open(self, index: int, size: tuple[int, int] | None) -> cv2.VideoCapture | None:
         cap = cv2.VideoCapture(index, cv2.CAP_V4L2)
         if not cap.isOpened():
             cap.release()
-            self._report("no_device", f"Cannot open {self.device} as a capture device")
             return None
+        width, height = size if size is not None else (self.width, self.height)
         cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter.fourcc(*self.fourcc))
-        cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.width)
-        cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.height)
+        cap.set(cv2.CAP_PROP_FRAME_WIDTH, width)
+        cap.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
         cap.set(cv2.CAP_PROP_FPS, self.fps)
         cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
-        cap.set(cv2.CAP_PROP_READ_TIMEOUT_MSEC, self.read_timeout * 1000)
         log.info(
             "opened %s: %dx%d@%s",
             self.device,
@@ -173,50 +453,38 @@ class V4l2Source(VideoSource):
         )
         return cap
 
-    def _read_loop(self, cap: cv2.VideoCapture) -> None:
-        last_good = time.monotonic()
-        while not self._stop.is_set():
-            ok, image = cap.read()
-            if ok and image is not None and image.ndim == 3 and image.shape[2] == 3:
-                frame = cast(Image, np.asarray(image, dtype=np.uint8))
-                ts = time.monotonic()
-                last_good = self._last_frame = ts
-                if self._status != "ok":
-                    self._report("ok", f"Capturing from {self.device}", placeholder=False)
-                self._offer(frame, ts)
-                continue
-            if self._stop.is_set():
-                return
-            if not os.path.exists(self.device):
-                self._report("no_device", f"Capture device {self.device} disappeared")
-                return
-            self._report("no_signal", f"No signal on {self.device}")
-            if time.monotonic() - last_good >= self.reopen_after:
-                return  # reopen: some drivers only pick up a new source after a fresh open
-            self._stop.wait(min(0.1, self.read_timeout))
-
     # ------------------------------------------------------------------ to the loop
-    def _offer(self, image: Image, ts: float) -> None:
+    def _offer(self, image: Image, ts: float, generation: int) -> None:
         """Hand the frame over; if the loop has not taken the previous one yet, replace it."""
         with self._pending_lock:
             scheduled = self._pending is not None
-            self._pending = (image, ts)
+            self._pending = (image, ts, generation)
         if not scheduled:
             self._post(self._publish_pending)
 
     def _publish_pending(self) -> None:
         with self._pending_lock:
             pending, self._pending = self._pending, None
-        if pending is not None and self._hub is not None and not self._stop.is_set():
-            self._hub.publish(pending[0], pending[1])
+        if pending is None or self._hub is None or self._stop.is_set():
+            return
+        image, ts, generation = pending
+        if generation == self._generation:  # a reader retired meanwhile: its frame is stale
+            self._hub.publish(image, ts)
 
-    def _report(self, status: SignalStatus, message: str, *, placeholder: bool = True) -> None:
-        """Tell the hub (from the thread); a trouble state also shows a frame saying why."""
+    def _report(
+        self,
+        status: SignalStatus,
+        message: str,
+        *,
+        placeholder: bool = True,
+        title: str | None = None,
+    ) -> None:
+        """Tell the hub (from a thread); a trouble state also shows a frame saying why."""
         changed = status != self._status
         self._status = status
         if changed:
             log.info("%s: %s (%s)", self.device, status, message)
-        image = self._placeholder(status, message) if placeholder else None
+        image = self._placeholder(status, message, title) if placeholder else None
 
         def apply() -> None:
             if self._hub is None:
@@ -227,8 +495,9 @@ class V4l2Source(VideoSource):
 
         self._post(apply)
 
-    def _placeholder(self, status: SignalStatus, message: str) -> Image:
-        title = {"no_signal": "No signal", "no_device": "No capture device"}.get(status, status)
+    def _placeholder(self, status: SignalStatus, message: str, title: str | None) -> Image:
+        if title is None:
+            title = {"no_signal": "No signal", "no_device": "No capture device"}.get(status, status)
         key = (self.width, self.height, title, message)
         image = self._placeholders.get(key)
         if image is None:
