@@ -67,6 +67,11 @@ async def serve(config) -> None:  # type: ignore[no-untyped-def]
     from appliance.runtime import build_appliance
 
     started = time.monotonic()
+    # First thing: a SIGTERM during start-up must still end in a clean shutdown.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     state_dir = Path(config.server.state_dir)
     store = AuthStore(state_dir, session_ttl=config.server.session_ttl)
     password = store.ensure_admin()
@@ -109,10 +114,6 @@ async def serve(config) -> None:  # type: ignore[no-untyped-def]
     print("\n".join(lines), flush=True)
     sys.stdout.flush()
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     sdnotify.notify("READY=1")
     watchdog = None
     interval = sdnotify.watchdog_interval()
