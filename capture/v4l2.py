@@ -228,9 +228,11 @@ class V4l2Source(VideoSource):
         self._hub: FrameHub | None = None
         self._pending: tuple[Image, float, int] | None = None
         self._pending_lock = threading.Lock()
-        # Held while checking the generation and posting, so a retired reader's last frame or
-        # state can never be posted after the supervisor's verdict.
-        self._generation_lock = threading.Lock()
+        # Held while checking the generation or the status and posting the result, so a retired
+        # reader's last frame or state is never posted after the supervisor's verdict, and two
+        # threads (reader, watchdog) cannot post their states in the opposite order from the one
+        # in which they set ``_status`` (the hub would keep "no_signal" while frames flow).
+        self._state_lock = threading.RLock()
         self._generation = 0
         self._retired: list[threading.Thread] = []
         self._status: SignalStatus | None = None
@@ -275,9 +277,15 @@ class V4l2Source(VideoSource):
         """Say "no signal" as soon as frames stop, even while a read is still blocked."""
         while not self._stop.is_set():
             await asyncio.sleep(self.no_signal_after / 2)
-            silent = time.monotonic() - self._last_frame
-            if self._status == "ok" and silent > self.no_signal_after:
-                self._report("no_signal", f"No frames from {self.device} for {silent:.1f} s")
+            last = self._last_frame
+            if self._status != "ok" or time.monotonic() - last <= self.no_signal_after:
+                continue
+            # A constant text: its frame is rendered once, not on the event loop every time.
+            message = f"No frames from {self.device} for over {self.no_signal_after:.1f} s"
+            self._placeholder("no_signal", message, None)
+            with self._state_lock:
+                if self._status == "ok" and self._last_frame == last:  # no frame meanwhile
+                    self._report("no_signal", message)
 
     # ------------------------------------------------------------------ supervisor thread
     def _run(self) -> None:
@@ -344,7 +352,7 @@ class V4l2Source(VideoSource):
         return now - since > self.reopen_after
 
     def _start_reader(self, index: int, timings: vio.DvTimings | None) -> _Reader:
-        with self._generation_lock:
+        with self._state_lock:
             self._generation += 1
             reader = _Reader(generation=self._generation, started=time.monotonic())
         size = (timings.width, timings.height) if timings is not None else None
@@ -361,7 +369,9 @@ class V4l2Source(VideoSource):
         self, reader: _Reader | None, report: tuple[SignalStatus, str, str] | None = None
     ) -> None:
         """Make *reader* stale (it stops publishing at once) and optionally publish a verdict."""
-        with self._generation_lock:
+        if report is not None:
+            self._placeholder(report[0], report[1], report[2])  # render outside the lock
+        with self._state_lock:
             self._generation += 1
             if report is not None:
                 status, message, title = report
@@ -386,7 +396,8 @@ class V4l2Source(VideoSource):
         return reader.generation == self._generation and not self._stop.is_set()
 
     def _report_if(self, reader: _Reader, status: SignalStatus, message: str) -> None:
-        with self._generation_lock:
+        self._placeholder(status, message, None)  # render outside the lock
+        with self._state_lock:
             if self._current(reader):
                 self._report(status, message)
 
@@ -405,7 +416,7 @@ class V4l2Source(VideoSource):
                     frame = cast(Image, np.asarray(image, dtype=np.uint8))
                     ts = reader.last_frame = time.monotonic()
                     failing_since = None
-                    with self._generation_lock:
+                    with self._state_lock:
                         if not self._current(reader):
                             return
                         self._last_frame = ts
@@ -479,11 +490,11 @@ class V4l2Source(VideoSource):
         placeholder: bool = True,
         title: str | None = None,
     ) -> None:
-        """Tell the hub (from a thread); a trouble state also shows a frame saying why."""
-        changed = status != self._status
-        self._status = status
-        if changed:
-            log.info("%s: %s (%s)", self.device, status, message)
+        """Tell the hub (from any thread); a trouble state also shows a frame saying why.
+
+        The status is set and the update posted under the state lock: updates reach the hub in
+        the order ``_status`` took them.
+        """
         image = self._placeholder(status, message, title) if placeholder else None
 
         def apply() -> None:
@@ -493,7 +504,11 @@ class V4l2Source(VideoSource):
             if image is not None:
                 self._hub.publish(image)
 
-        self._post(apply)
+        with self._state_lock:
+            if status != self._status:
+                log.info("%s: %s (%s)", self.device, status, message)
+            self._status = status
+            self._post(apply)
 
     def _placeholder(self, status: SignalStatus, message: str, title: str | None) -> Image:
         if title is None:
