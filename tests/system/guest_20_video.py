@@ -44,7 +44,7 @@ def test_capture_streams_and_snapshot() -> None:
 def _snapshot(api: Api) -> bytes:
     status, body, ctype = api.request("GET", "/api/snapshot")
     assert status == 200 and ctype.startswith("image/jpeg"), (status, ctype)
-    return body
+    return bytes(body)
 
 
 def test_no_signal_detected_and_recovered() -> None:
@@ -82,3 +82,24 @@ def test_no_signal_detected_and_recovered() -> None:
     recovered_after = time.monotonic() - t1
     assert unit_property("ipkvm.service", "MainPID") == pid, "the service was restarted"
     print(f"no_signal after {lost_after:.1f} s, ok + moving picture {recovered_after:.1f} s after")
+
+
+def test_no_lock_and_out_of_range_are_told_apart() -> None:
+    """vivid's other signal modes: QUERY_DV_TIMINGS answers ENOLCK / ERANGE, the message says so."""
+    api = Api()
+    seen: list[dict[str, object]] = []
+    _wait_status(api, "ok", 30, seen)
+    try:
+        for mode, words in ((2, "cannot lock"), (3, "out of the receiver's range")):
+            _signal_mode(mode)
+            wait_for(
+                lambda words=words: (
+                    _status_is(api, "no_signal", seen)
+                    and words in str(api.state()["video"]["message"])
+                ),
+                5,
+                f"no_signal saying {words!r}: {seen}",
+            )
+    finally:
+        _signal_mode(0)
+    _wait_status(api, "ok", 10, seen)
