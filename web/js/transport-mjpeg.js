@@ -5,6 +5,7 @@
 // multipart body ourselves gives both, and we still display through an <img>.
 
 import { FpsMeter, RateMeter } from "./fps.js";
+import { armStallTimer, scheduleRetry } from "./reconnect.js";
 
 // The server sends a part at least about once a second even on a static screen.
 const STALL_MS = 4000;
@@ -199,21 +200,12 @@ export class MjpegTransport {
     } catch (err) {
       if (abort.signal.aborted || this.abort !== abort) return; // superseded on purpose
       this.abort = null;
-      clearTimeout(this.stallTimer);
-      this.onStatus("error", String(err && err.message ? err.message : err));
-      const delay = RETRY_MS[Math.min(this.attempt, RETRY_MS.length - 1)];
-      this.attempt += 1;
-      if (this.running) this.retryTimer = setTimeout(() => this.connect(), delay);
+      scheduleRetry(this, String(err && err.message ? err.message : err), RETRY_MS);
     }
   }
 
   armStallTimer() {
-    clearTimeout(this.stallTimer);
-    this.stallTimer = setTimeout(() => {
-      if (!this.running) return;
-      this.onStatus("stalled");
-      this.connect();
-    }, STALL_MS);
+    armStallTimer(this, STALL_MS);
   }
 
   // A complete JPEG arrived. Show it, or keep only the newest while the <img> is busy:

@@ -18,6 +18,7 @@
 // instead of showing an ever older picture.
 
 import { FpsMeter, RateMeter } from "./fps.js";
+import { armStallTimer, scheduleRetry } from "./reconnect.js";
 
 const STALL_MS = 4000; // the server sends a frame at least about once a second
 const RETRY_MS = [250, 500, 1000, 2000, 3000, 5000];
@@ -239,22 +240,13 @@ export class WebCodecsTransport {
   }
 
   retry(reason) {
-    clearTimeout(this.stallTimer);
     this.closeDecoder();
     this.playing = false;
-    this.onStatus("error", reason);
-    const delay = RETRY_MS[Math.min(this.attempt, RETRY_MS.length - 1)];
-    this.attempt += 1;
-    if (this.running) this.retryTimer = setTimeout(() => this.connect(), delay);
+    scheduleRetry(this, reason, RETRY_MS);
   }
 
   armStallTimer() {
-    clearTimeout(this.stallTimer);
-    this.stallTimer = setTimeout(() => {
-      if (!this.running) return;
-      this.onStatus("stalled");
-      this.connect();
-    }, STALL_MS);
+    armStallTimer(this, STALL_MS);
   }
 
   onText(text) {

@@ -12,6 +12,7 @@
 //   inputReady                true while the "input" channel is open
 
 import { FpsMeter } from "./fps.js";
+import { armStallTimer, scheduleRetry } from "./reconnect.js";
 
 const STALL_MS = 5000;
 const RETRY_MS = [500, 1000, 2000, 3000, 5000];
@@ -227,22 +228,13 @@ export class WebRtcTransport {
   }
 
   retry(reason) {
-    clearTimeout(this.stallTimer);
     this.closePeer();
     this.playing = false;
-    this.onStatus("error", reason);
-    const delay = RETRY_MS[Math.min(this.attempt, RETRY_MS.length - 1)];
-    this.attempt += 1;
-    if (this.running) this.retryTimer = setTimeout(() => this.connect(), delay);
+    scheduleRetry(this, reason, RETRY_MS);
   }
 
   armStallTimer() {
-    clearTimeout(this.stallTimer);
-    this.stallTimer = setTimeout(() => {
-      if (!this.running) return;
-      this.onStatus("stalled");
-      this.connect();
-    }, STALL_MS);
+    armStallTimer(this, STALL_MS);
   }
 
   // Count presented frames (requestVideoFrameCallback where available, else timeupdate).
