@@ -43,7 +43,7 @@ TRANSPORTS: dict[str, tuple[str, str, dict[str, Any]]] = {
 }
 
 MEASURE_JS = """
-async ([module, name, seconds, options]) => {
+async ([module, name, seconds, options, cheap]) => {
   const mod = await import(`/static/js/${module}`);
   const Transport = mod[name];
   if (!(await Transport.available())) return { error: `${name} not available here` };
@@ -63,20 +63,28 @@ async ([module, name, seconds, options]) => {
     return crc;
   };
   // Port of capture/stamp.py decode_stamp: 2 rows x 40 blocks, markers 1010 ... 0101, CRC-8.
-  const decode = (img, block) => {
+  // Mean brightness of the middle half of each of the 2 x 40 stamp blocks; `at(x, y)` gives a
+  // pixel's brightness in whatever layout the pixels came in.
+  const levelsOf = (at, block) => {
     const levels = [];
     for (let row = 0; row < 2; row++) {
       for (let col = 0; col < 40; col++) {
         const y0 = Math.floor((row + 0.25) * block), y1 = Math.floor((row + 0.75) * block) + 1;
         const x0 = Math.floor((col + 0.25) * block), x1 = Math.floor((col + 0.75) * block) + 1;
         let sum = 0, n = 0;
-        for (let y = y0; y < y1; y++) for (let x = x0; x < x1; x++) {
-          const i = (y * img.width + x) * 4;
-          sum += img.data[i] + img.data[i + 1] + img.data[i + 2]; n += 3;
-        }
+        for (let y = y0; y < y1; y++) for (let x = x0; x < x1; x++) { sum += at(x, y); n++; }
         levels.push(sum / n);
       }
     }
+    return levels;
+  };
+  const rgbaLevels = (img, block) =>
+    levelsOf((x, y) => {
+      const i = (y * img.width + x) * 4;
+      return (img.data[i] + img.data[i + 1] + img.data[i + 2]) / 3;
+    }, block);
+  // Port of capture/stamp.py decode_stamp: 2 rows x 40 blocks, markers 1010 ... 0101, CRC-8.
+  const decode = (levels) => {
     const start = [1, 0, 1, 0], end = [0, 1, 0, 1];
     const marks = [...levels.slice(0, 4), ...levels.slice(-4)], ends = [...start, ...end];
     const white = marks.filter((_, i) => ends[i]).reduce((a, b) => a + b) / 4;
@@ -102,46 +110,98 @@ async ([module, name, seconds, options]) => {
   let last = -1, firstShown = null, lastShown = null, shown = 0, unreadable = 0;
   const began = performance.now();
   let warm = null, lastSize = null;
+  const probes = { videoframe: 0, canvas: 0 };
   return await new Promise((resolve) => {
     // Sample after the frame's rendering step: rAF N records the time, a task right after it
     // sees what frame N committed (transports that paint in rAF included).
+    // The stamp strip of what the element shows now, in two steps: grab() takes the picture
+    // synchronously, levels() reads it. Cheap path: wrap the element's current picture in a
+    // VideoFrame and copy out only the strip (for a decoded video: its luma, no colour conversion
+    // of the whole picture on every sample; a full-frame readback per sample costs Chromium half a
+    // core at 1080p, which the appliance then competes with). Otherwise draw the strip on a 2D
+    // canvas and read it back.
+    const strip = (size) => {
+      const block = size.width / 80;
+      const even = (v) => Math.min(Math.ceil(v / 2) * 2, 2 * Math.floor(size.width / 2));
+      return { block, rect: { x: 0, y: 0, width: even(40 * block), height: even(2 * block) } };
+    };
+    const grab = (el, size) => {
+      const { block, rect } = strip(size);
+      if (cheap) {
+        try {
+          const frame = new VideoFrame(el, { timestamp: 0 });
+          if (frame.displayWidth === size.width && frame.format) {
+            probes.videoframe++;
+            return { frame, block, rect };
+          }
+          frame.close();
+        } catch {
+          // not wrappable here: the canvas path below
+        }
+      }
+      if (probe.width !== rect.width || probe.height !== rect.height) {
+        probe.width = rect.width;
+        probe.height = rect.height;
+      }
+      pctx.drawImage(el, 0, 0, rect.width, rect.height, 0, 0, rect.width, rect.height);
+      probes.canvas++;
+      return { frame: null, block, rect };
+    };
+    const levels = async ({ frame, block, rect }) => {
+      if (!frame) return rgbaLevels(pctx.getImageData(0, 0, rect.width, rect.height), block);
+      try {
+        const buf = new Uint8Array(frame.allocationSize({ rect }));
+        const [{ offset, stride }] = await frame.copyTo(buf, { rect });
+        if (frame.format.startsWith("I4") || frame.format === "NV12") {
+          return levelsOf((x, y) => buf[offset + y * stride + x], block);
+        }
+        return levelsOf((x, y) => {
+          const i = offset + y * stride + x * 4;
+          return (buf[i] + buf[i + 1] + buf[i + 2]) / 3;
+        }, block);
+      } finally {
+        frame.close();
+      }
+    };
+    const record = (stamp, now, latency, arrived) => {
+      if (stamp === null) unreadable++;
+      else if (stamp.counter !== last) {
+        last = stamp.counter;
+        if (performance.now() >= warm) {
+          const age = (((now % 2 ** 32) - stamp.ms) + 2 ** 32) % 2 ** 32;
+          samples.push(age);
+          if (latency !== null && latency !== undefined && name === "WebCodecsTransport") {
+            paint.push(latency);
+            arrival.push(arrived);
+          }
+          if (firstShown === null) firstShown = { t: performance.now(), c: stamp.counter };
+          lastShown = { t: performance.now(), c: stamp.counter };
+          shown++;
+        }
+      }
+    };
     const sample = (shownAt) => {
       const el = t.element;
       const size = t.pictureSize();
       if (size) lastSize = size;
-      if (el && size && size.width >= 80) {
-        if (warm === null) warm = performance.now() + 1500; // let the stream settle first
-        const block = size.width / 80;
-        const sw = Math.ceil(40 * block), sh = Math.ceil(2 * block);
-        if (probe.width !== sw || probe.height !== sh) { probe.width = sw; probe.height = sh; }
-        pctx.drawImage(el, 0, 0, sw, sh, 0, 0, sw, sh);
-        const now = shownAt;
-        const stamp = decode(pctx.getImageData(0, 0, sw, sh), block);
-        if (stamp === null) unreadable++;
-        else if (stamp.counter !== last) {
-          last = stamp.counter;
-          if (performance.now() >= warm) {
-            const age = (((now % 2 ** 32) - stamp.ms) + 2 ** 32) % 2 ** 32;
-            samples.push(age);
-            if (t.latency !== null && t.latency !== undefined && name === "WebCodecsTransport") {
-              paint.push(t.latency);
-              arrival.push(t.arrival);
-            }
-            if (firstShown === null) firstShown = { t: performance.now(), c: stamp.counter };
-            lastShown = { t: performance.now(), c: stamp.counter };
-            shown++;
-          }
-        }
-      }
+      if (!el || !size || size.width < 80) return null;
+      if (warm === null) warm = performance.now() + 1500; // let the stream settle first
+      const grabbed = grab(el, size);
+      const latency = t.latency, arrived = t.arrival;
+      return levels(grabbed).then((lv) => record(decode(lv), shownAt, latency, arrived));
     };
+    // "Displayed at" is the start of the animation frame whose rendering step shows the picture.
+    // A <video> or <img> is sampled at the start of that frame (what it holds then is what the
+    // frame composites; a picture arriving later in the frame is not counted early); a <canvas>
+    // right after the rendering step, since transports paint it in animation-frame callbacks.
     const loop = () => {
       const shownAt = Date.now();
+      if (t.element && t.element.tagName !== "CANVAS") {
+        Promise.resolve(sample(shownAt)).finally(finish);
+        return;
+      }
       setTimeout(() => {
-        try {
-          sample(shownAt);
-        } finally {
-          finish();
-        }
+        Promise.resolve(sample(shownAt)).finally(finish);
       }, 0);
     };
     const finish = () => {
@@ -150,7 +210,7 @@ async ([module, name, seconds, options]) => {
         t.stop();
         const span = lastShown && firstShown ? (lastShown.t - firstShown.t) / 1000 : 0;
         resolve({
-          samples, paint, arrival, unreadable,
+          samples, paint, arrival, unreadable, probes,
           fps: span > 0 ? (shown - 1) / span : 0,
           sourceFps: span > 0 ? (lastShown.c - firstShown.c) / span : 0,
           size: lastSize,
@@ -163,7 +223,9 @@ async ([module, name, seconds, options]) => {
 """
 
 
-def measure(url: str, password: str, transport: str, seconds: float) -> dict[str, Any]:
+def measure(
+    url: str, password: str, transport: str, seconds: float, cheap: bool = True
+) -> dict[str, Any]:
     from playwright.sync_api import sync_playwright
 
     module, name, options = TRANSPORTS[transport]
@@ -182,7 +244,9 @@ def measure(url: str, password: str, transport: str, seconds: float) -> dict[str
             )
             if status != 200:
                 raise RuntimeError(f"login failed: HTTP {status}")
-            result: dict[str, Any] = page.evaluate(MEASURE_JS, [module, name, seconds, options])
+            result: dict[str, Any] = page.evaluate(
+                MEASURE_JS, [module, name, seconds, options, cheap]
+            )
             if errors:
                 result["page_errors"] = errors
             return result
@@ -196,6 +260,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="720p,1080p")
     parser.add_argument("--transports", default="webcodecs,webcodecs-canvas,webrtc,mjpeg")
     parser.add_argument("--fps", type=int, default=30, help="demo source frame rate")
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=3,
+        help="browser launches per transport and size, samples pooled (each launch meets the "
+        "source at another phase of the browser's frame clock, worth up to one refresh)",
+    )
+    parser.add_argument(
+        "--readback",
+        action="store_true",
+        help="sample by drawing the whole element into a canvas (the old, costly probe)",
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     rows: list[list[object]] = []
@@ -204,7 +280,22 @@ def main(argv: list[str] | None = None) -> int:
         width, height = SIZES[size_name]
         with start_appliance(demo_config(width, height, args.fps)) as app:
             for transport in args.transports.split(","):
-                r = measure(app.url, app.password, transport, args.seconds)
+                r: dict[str, Any] = {"samples": [], "paint": [], "arrival": [], "unreadable": 0}
+                run_medians: list[float] = []
+                fps: list[float] = []
+                for _ in range(args.runs):
+                    one = measure(app.url, app.password, transport, args.seconds, not args.readback)
+                    for key in ("samples", "paint", "arrival"):
+                        r[key] += one.get(key, [])
+                    r["unreadable"] += one.get("unreadable") or 0
+                    print(f"  {size_name} {transport} probe: {one.get('probes')}", file=sys.stderr)
+                    for key in ("error", "page_errors"):
+                        if one.get(key):
+                            r[key] = one[key]
+                    if one.get("samples"):
+                        run_medians.append(median([float(v) for v in one["samples"]]))
+                    fps.append(float(one.get("fps", 0)))
+                r["fps"] = min(fps) if fps else 0.0
                 samples = [float(s) for s in r.get("samples", [])]
                 paint = [float(s) for s in r.get("paint", [])]
                 arrival = [float(s) for s in r.get("arrival", [])]
@@ -212,6 +303,7 @@ def main(argv: list[str] | None = None) -> int:
                     "size": size_name,
                     "transport": transport,
                     "median_ms": round(median(samples), 1),
+                    "run_medians_ms": [round(v, 1) for v in run_medians],
                     "p90_ms": round(percentile(samples, 90), 1),
                     "paint_median_ms": round(median(paint), 1) if paint else None,
                     "arrival_median_ms": round(median(arrival), 1) if arrival else None,
@@ -226,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
                         size_name,
                         transport,
                         entry["median_ms"],
+                        "/".join(f"{v:.0f}" for v in run_medians) or "-",
                         entry["p90_ms"],
                         entry["arrival_median_ms"] if arrival else "-",
                         entry["paint_median_ms"] if paint else "-",
@@ -241,6 +334,7 @@ def main(argv: list[str] | None = None) -> int:
                 "size",
                 "transport",
                 "median ms",
+                "per run",
                 "p90 ms",
                 "arrived ms",
                 "painted ms",

@@ -38,6 +38,7 @@ from av.video.frame import PictureType
 
 from capture.frame import Frame, Image
 from capture.hub import FrameHub
+from capture.pacing import FramePacer
 
 log = logging.getLogger(__name__)
 
@@ -289,7 +290,7 @@ class H264Encoder:
         interval = 1.0 / s.max_fps
         last: Frame | None = None
         last_encode = -1e9
-        slot = 0.0  # the time the next frame is due at max_fps
+        pacer = FramePacer(s.max_fps)
         refine_left = 0
         try:
             while self._subs:
@@ -313,10 +314,8 @@ class H264Encoder:
                     await asyncio.sleep(s.min_keyframe_interval - (now - self._last_idr))
                     frame = self.hub.latest or frame
                     changed = frame.content_seq != last.content_seq
-                # Cap the average rate at max_fps without adding a phase lag: a frame may start
-                # up to half an interval before its slot (a source at exactly max_fps, with
-                # jitter, is never held back), and the slots advance by one interval per encode.
-                rest = slot - interval / 2 - time.monotonic()
+                # Cap the average rate at max_fps without delaying a source that runs at it.
+                rest = pacer.delay()
                 if rest > 0:
                     await asyncio.sleep(rest)
                     frame = self.hub.latest or frame
@@ -329,7 +328,7 @@ class H264Encoder:
                 elif not keyframe and refine_left > 0:
                     refine_left -= 1
                 last_encode = time.monotonic()
-                slot = max(slot, last_encode) + interval
+                pacer.take(last_encode)
                 try:
                     out = await loop.run_in_executor(
                         self._executor, self._encode, frame, keyframe, last_encode
