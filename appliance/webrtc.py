@@ -47,6 +47,7 @@ from aiortc import (
 from appliance.api_h264 import H264
 from appliance.api_ws import BadMessage, handle_message
 from appliance.httpjson import fail, json_response, read_json
+from appliance.rtp_playout import send_playout_delay
 from appliance.runtime import APPLIANCE, Appliance
 from capture.frame import Image
 from capture.h264 import TIME_BASE, H264Encoder, Subscription
@@ -207,6 +208,7 @@ class WebRtcPeers:
                 if peer.codec == "H264":
                     transceiver.setCodecPreferences(self._h264_codecs())
                 self._hook_keyframes(transceiver.sender, peer)
+                send_playout_delay(transceiver.sender)  # render at once, no smoothing delay
             await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
             answer = await pc.createAnswer()
             await pc.setLocalDescription(answer)

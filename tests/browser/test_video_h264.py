@@ -36,7 +36,7 @@ def test_transport_shows_fresh_stamped_frames(
         )
         assert status == 200
         module, name, options = TRANSPORTS[transport]
-        result = page.evaluate(MEASURE_JS, [module, name, 5, options])
+        result = page.evaluate(MEASURE_JS, [module, name, 5, options, True])
     finally:
         page.close()
     assert not errors, errors
@@ -48,3 +48,39 @@ def test_transport_shows_fresh_stamped_frames(
     assert ordered[len(ordered) // 2] < 1000, (
         f"stale picture: median age {ordered[len(ordered) // 2]} ms"
     )
+
+
+def test_webrtc_answer_asks_chromium_to_render_at_once(
+    browser: Any, stamped_server: Server
+) -> None:
+    """Chromium offers the playout-delay extension; our answer takes it (min = max = 0 in every
+    packet, tests/test_rtp_playout.py), so Chromium shows frames without its smoothing delay."""
+    page = browser.new_page()
+    try:
+        page.goto(f"{stamped_server.url}/login")
+        page.evaluate(
+            """async (pw) => (await fetch("/api/auth/login", {method: "POST",
+               headers: {"Content-Type": "application/json"},
+               body: JSON.stringify({user: "admin", password: pw})})).status""",
+            stamped_server.password,
+        )
+        sdp = page.evaluate(
+            """async () => {
+              const { WebRtcTransport } = await import("/static/js/transport-webrtc.js");
+              let t;
+              const playing = new Promise((resolve) => {
+                t = new WebRtcTransport({ onStatus: (s) => s === "playing" && resolve() });
+              });
+              const box = document.createElement("div");
+              document.body.replaceChildren(box);
+              t.start(box, {});
+              await Promise.race([playing, new Promise((r) => setTimeout(r, 10000))]);
+              const sdp = t.pc && t.pc.remoteDescription ? t.pc.remoteDescription.sdp : null;
+              t.stop();
+              return sdp;
+            }"""
+        )
+    finally:
+        page.close()
+    assert sdp is not None, "not playing within 10 s"
+    assert "http://www.webrtc.org/experiments/rtp-hdrext/playout-delay" in sdp
