@@ -180,15 +180,20 @@ async ([module, name, seconds, options, cheap]) => {
         }
       }
     };
+    // Grabbing is synchronous (the picture of this very animation frame); reading and decoding
+    // run in order on a promise chain, so a slow read never makes the sampler skip a frame.
+    let chain = Promise.resolve();
     const sample = (shownAt) => {
       const el = t.element;
       const size = t.pictureSize();
       if (size) lastSize = size;
-      if (!el || !size || size.width < 80) return null;
+      if (!el || !size || size.width < 80) return;
       if (warm === null) warm = performance.now() + 1500; // let the stream settle first
       const grabbed = grab(el, size);
       const latency = t.latency, arrived = t.arrival;
-      return levels(grabbed).then((lv) => record(decode(lv), shownAt, latency, arrived));
+      chain = chain
+        .then(() => levels(grabbed))
+        .then((lv) => record(decode(lv), shownAt, latency, arrived));
     };
     // "Displayed at" is the start of the animation frame whose rendering step shows the picture.
     // A <video> or <img> is sampled at the start of that frame (what it holds then is what the
@@ -196,26 +201,23 @@ async ([module, name, seconds, options, cheap]) => {
     // right after the rendering step, since transports paint it in animation-frame callbacks.
     const loop = () => {
       const shownAt = Date.now();
-      if (t.element && t.element.tagName !== "CANVAS") {
-        Promise.resolve(sample(shownAt)).finally(finish);
-        return;
-      }
-      setTimeout(() => {
-        Promise.resolve(sample(shownAt)).finally(finish);
-      }, 0);
-    };
-    const finish = () => {
       if (performance.now() - began < seconds * 1000) requestAnimationFrame(loop);
       else {
-        t.stop();
-        const span = lastShown && firstShown ? (lastShown.t - firstShown.t) / 1000 : 0;
-        resolve({
-          samples, paint, arrival, unreadable, probes,
-          fps: span > 0 ? (shown - 1) / span : 0,
-          sourceFps: span > 0 ? (lastShown.c - firstShown.c) / span : 0,
-          size: lastSize,
-        });
+        chain.finally(finish);
+        return;
       }
+      if (t.element && t.element.tagName !== "CANVAS") sample(shownAt);
+      else setTimeout(() => sample(shownAt), 0);
+    };
+    const finish = () => {
+      t.stop();
+      const span = lastShown && firstShown ? (lastShown.t - firstShown.t) / 1000 : 0;
+      resolve({
+        samples, paint, arrival, unreadable, probes,
+        fps: span > 0 ? (shown - 1) / span : 0,
+        sourceFps: span > 0 ? (lastShown.c - firstShown.c) / span : 0,
+        size: lastSize,
+      });
     };
     requestAnimationFrame(loop);
   });
@@ -276,58 +278,65 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rows: list[list[object]] = []
     results: list[dict[str, Any]] = []
+    transports = args.transports.split(",")
     for size_name in args.sizes.split(","):
         width, height = SIZES[size_name]
-        with start_appliance(demo_config(width, height, args.fps)) as app:
-            for transport in args.transports.split(","):
-                r: dict[str, Any] = {"samples": [], "paint": [], "arrival": [], "unreadable": 0}
-                run_medians: list[float] = []
-                fps: list[float] = []
-                for _ in range(args.runs):
+        runs: dict[str, list[dict[str, Any]]] = {t: [] for t in transports}
+        for _ in range(args.runs):
+            # A fresh appliance per run: the demo source's frame clock then meets the browser's
+            # at a new phase (a browser relaunch alone does not move it).
+            with start_appliance(demo_config(width, height, args.fps)) as app:
+                for transport in transports:
                     one = measure(app.url, app.password, transport, args.seconds, not args.readback)
-                    for key in ("samples", "paint", "arrival"):
-                        r[key] += one.get(key, [])
-                    r["unreadable"] += one.get("unreadable") or 0
                     print(f"  {size_name} {transport} probe: {one.get('probes')}", file=sys.stderr)
-                    for key in ("error", "page_errors"):
-                        if one.get(key):
-                            r[key] = one[key]
-                    if one.get("samples"):
-                        run_medians.append(median([float(v) for v in one["samples"]]))
-                    fps.append(float(one.get("fps", 0)))
-                r["fps"] = min(fps) if fps else 0.0
-                samples = [float(s) for s in r.get("samples", [])]
-                paint = [float(s) for s in r.get("paint", [])]
-                arrival = [float(s) for s in r.get("arrival", [])]
-                entry = {
-                    "size": size_name,
-                    "transport": transport,
-                    "median_ms": round(median(samples), 1),
-                    "run_medians_ms": [round(v, 1) for v in run_medians],
-                    "p90_ms": round(percentile(samples, 90), 1),
-                    "paint_median_ms": round(median(paint), 1) if paint else None,
-                    "arrival_median_ms": round(median(arrival), 1) if arrival else None,
-                    "displayed_fps": round(float(r.get("fps", 0)), 1),
-                    "frames": len(samples),
-                    "unreadable": r.get("unreadable"),
-                    "error": r.get("error") or r.get("page_errors"),
-                }
-                results.append(entry)
-                rows.append(
-                    [
-                        size_name,
-                        transport,
-                        entry["median_ms"],
-                        "/".join(f"{v:.0f}" for v in run_medians) or "-",
-                        entry["p90_ms"],
-                        entry["arrival_median_ms"] if arrival else "-",
-                        entry["paint_median_ms"] if paint else "-",
-                        entry["displayed_fps"],
-                        entry["frames"],
-                        entry["error"] or "",
-                    ]
-                )
-                print(f"{size_name} {transport}: {entry}", file=sys.stderr)
+                    runs[transport].append(one)
+        for transport in transports:
+            r: dict[str, Any] = {"samples": [], "paint": [], "arrival": [], "unreadable": 0}
+            run_medians: list[float] = []
+            fps: list[float] = []
+            for one in runs[transport]:
+                for key in ("samples", "paint", "arrival"):
+                    r[key] += one.get(key, [])
+                r["unreadable"] += one.get("unreadable") or 0
+                for key in ("error", "page_errors"):
+                    if one.get(key):
+                        r[key] = one[key]
+                if one.get("samples"):
+                    run_medians.append(median([float(v) for v in one["samples"]]))
+                fps.append(float(one.get("fps", 0)))
+            r["fps"] = min(fps) if fps else 0.0
+            samples = [float(s) for s in r.get("samples", [])]
+            paint = [float(s) for s in r.get("paint", [])]
+            arrival = [float(s) for s in r.get("arrival", [])]
+            entry = {
+                "size": size_name,
+                "transport": transport,
+                "median_ms": round(median(samples), 1),
+                "run_medians_ms": [round(v, 1) for v in run_medians],
+                "p90_ms": round(percentile(samples, 90), 1),
+                "paint_median_ms": round(median(paint), 1) if paint else None,
+                "arrival_median_ms": round(median(arrival), 1) if arrival else None,
+                "displayed_fps": round(float(r.get("fps", 0)), 1),
+                "frames": len(samples),
+                "unreadable": r.get("unreadable"),
+                "error": r.get("error") or r.get("page_errors"),
+            }
+            results.append(entry)
+            rows.append(
+                [
+                    size_name,
+                    transport,
+                    entry["median_ms"],
+                    "/".join(f"{v:.0f}" for v in run_medians) or "-",
+                    entry["p90_ms"],
+                    entry["arrival_median_ms"] if arrival else "-",
+                    entry["paint_median_ms"] if paint else "-",
+                    entry["displayed_fps"],
+                    entry["frames"],
+                    entry["error"] or "",
+                ]
+            )
+            print(f"{size_name} {transport}: {entry}", file=sys.stderr)
     print(
         table(
             [
