@@ -26,6 +26,8 @@ from aiortc import rtp as aiortc_rtp
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
 
 PLAYOUT_DELAY_URI: Final = "http://www.webrtc.org/experiments/rtp-hdrext/playout-delay"
+ONE_BYTE: Final = 0xBEDE  # RFC 8285 header-extension profiles
+TWO_BYTE: Final = 0x1000
 
 
 def playout_delay_value(min_ms: int = 0, max_ms: int = 0) -> bytes:
@@ -56,9 +58,15 @@ class PlayoutDelayMap(aiortc_rtp.HeaderExtensionsMap):
         profile, data = super().set(values)
         if self._id is None:
             return profile, data
-        extensions = list(aiortc_rtp.unpack_header_extensions(profile, data))
-        extensions.append((self._id, self._value))
-        return aiortc_rtp.pack_header_extensions(extensions)
+        # Appended after the others' padding: RFC 8285 allows padding bytes between elements.
+        # (Per packet and per peer: no unpacking and re-packing of what aiortc built.)
+        if profile == TWO_BYTE:
+            element = bytes((self._id, len(self._value))) + self._value
+        else:
+            profile = ONE_BYTE
+            element = bytes(((self._id << 4) | (len(self._value) - 1),)) + self._value
+        data += element + b"\x00" * (-(len(data) + len(element)) % 4)
+        return profile, data
 
 
 def offer_playout_delay() -> None:

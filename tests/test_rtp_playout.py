@@ -13,7 +13,7 @@ import pytest
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc import rtp as aiortc_rtp
 
-from appliance.rtp_playout import PLAYOUT_DELAY_URI, playout_delay_value
+from appliance.rtp_playout import PLAYOUT_DELAY_URI, PlayoutDelayMap, playout_delay_value
 from tests.conftest import Server, start_server
 from tests.test_webrtc import auth
 
@@ -28,6 +28,27 @@ def test_value_is_two_12_bit_fields_in_10_ms_units() -> None:
         playout_delay_value(200, 100)
     with pytest.raises(ValueError, match="playout delay"):
         playout_delay_value(0, 50_000)
+
+
+@pytest.mark.parametrize("mid", ["0", "a-mid-longer-than-16-bytes"])  # one- and two-byte forms
+def test_map_appends_the_extension_to_what_aiortc_writes(mid: str) -> None:
+    from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
+
+    ext = PlayoutDelayMap(playout_delay_value(0, 100))
+    ext.configure(
+        RTCRtpParameters(
+            headerExtensions=[
+                RTCRtpHeaderExtensionParameters(id=1, uri="urn:ietf:params:rtp-hdrext:sdes:mid"),
+                RTCRtpHeaderExtensionParameters(id=OFFERED_ID, uri=PLAYOUT_DELAY_URI),
+            ]
+        )
+    )
+    profile, data = ext.set(aiortc_rtp.HeaderExtensions(mid=mid))
+    assert len(data) % 4 == 0
+    parsed = dict(aiortc_rtp.unpack_header_extensions(profile, data))
+    assert parsed == {1: mid.encode(), OFFERED_ID: bytes([0x00, 0x00, 0x0A])}
+    bare = PlayoutDelayMap(playout_delay_value())
+    assert bare.set(aiortc_rtp.HeaderExtensions(mid=mid))[1] == b""  # not negotiated: nothing
 
 
 class Recorder:
