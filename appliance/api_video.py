@@ -5,13 +5,13 @@ keep-alive part about once a second so proxies and browsers do not time out."""
 from __future__ import annotations
 
 import asyncio
-import time
 
 from aiohttp import web
 
 from appliance.httpjson import fail
 from appliance.runtime import APPLIANCE, Appliance
 from capture.frame import Frame
+from capture.pacing import FramePacer
 
 routes = web.RouteTableDef()
 BOUNDARY = "frame"
@@ -64,18 +64,20 @@ async def _stream_parts(
     quality: int,
 ) -> None:
     hub = appliance.hub
+    pacer = FramePacer(1.0 / interval)  # caps the rate without delaying a source at the cap
     while True:
         if frame is not None:
-            sent_at = time.monotonic()
+            rest = pacer.delay()
+            if rest > 0:
+                await asyncio.sleep(rest)
+                frame = hub.latest or frame  # the freshest picture after the wait
+            pacer.take()
             jpeg = await appliance.jpeg.encode(frame, quality=quality)
             await resp.write(
                 b"--" + BOUNDARY.encode() + b"\r\nContent-Type: image/jpeg\r\n"
                 b"Content-Length: " + str(len(jpeg)).encode() + b"\r\n\r\n" + jpeg + b"\r\n"
             )
-            # Cap the rate, then take the freshest picture if it changed meanwhile.
-            rest = interval - (time.monotonic() - sent_at)
-            if rest > 0:
-                await asyncio.sleep(rest)
+            # Take the freshest picture at once if it changed while this one was sent.
             latest = hub.latest
             if latest is not None and latest.content_seq != frame.content_seq:
                 frame = latest

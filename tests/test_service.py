@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -11,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.conftest import Server, hid_until
+from tests.conftest import Server, hid_until, start_server
 
 
 async def demo_state(session: aiohttp.ClientSession) -> dict[str, Any]:
@@ -313,3 +315,21 @@ async def test_demo_power_off_shows_target_offline(server: Server) -> None:
         text = (await demo_state(s))["text"]
         # Back on: the queued press and release arrive in order — one "z", no stuck key.
         await wait_for(lambda st: st["text"] == text + "z", s, "queued z after power on")
+
+
+async def test_mjpeg_fps_parameter_caps_the_rate(tmp_path: Path) -> None:
+    # Every demo frame changes (stamp) at 30 fps; ?fps=5 must hold the stream to about 5.
+    srv, runner = await start_server(tmp_path, "[demo]\nstamp = true\n")
+    try:
+        session = await srv.login()
+        async with session, session.get("/api/stream.mjpeg?fps=5") as resp:
+            assert resp.status == 200
+            await read_mjpeg_part(resp)
+            start, parts = time.monotonic(), 0
+            while time.monotonic() - start < 2.0:
+                await read_mjpeg_part(resp)
+                parts += 1
+        assert parts <= 2.0 * 5 * 1.02 + 3, f"{parts} parts in 2 s at fps=5"
+        assert parts >= 4, f"only {parts} parts in 2 s"
+    finally:
+        await runner.cleanup()
