@@ -73,17 +73,17 @@ def create_app(
     app.add_routes(api_video.routes)
     app.add_routes(api_ws.routes)
     app.add_routes(api_scripts.routes)
-    from appliance import api_h264, webrtc
+    from appliance import api_h264, api_webrtc
 
     api_h264.setup(app)  # the one H.264 encoder: /api/stream.h264 and every WebRTC peer
     rtc = appliance.config.webrtc
     ice = [
-        webrtc.IceServer(url, rtc.turn_username or None, rtc.turn_password or None)
+        api_webrtc.IceServer(url, rtc.turn_username or None, rtc.turn_password or None)
         if url.startswith("turn")
-        else webrtc.IceServer(url)
+        else api_webrtc.IceServer(url)
         for url in rtc.ice_urls
     ]
-    webrtc.setup(app, ice_servers=ice, max_peers=rtc.max_peers)
+    api_webrtc.setup(app, ice_servers=ice, max_peers=rtc.max_peers)
     if appliance.demo is not None:
         app.add_routes(api_demo.routes)
     if WEB_DIR.is_dir():

@@ -1,5 +1,6 @@
-"""WebRTC viewers (``POST /api/webrtc/offer``): video from the shared encoder, input over data
-channels.
+"""WebRTC viewers: video from the shared encoder, input over data channels. The route
+(``POST /api/webrtc/offer``) is in :mod:`appliance.api_webrtc`, which imports this module (and
+with it aiortc) only when the first viewer makes an offer.
 
 Why pre-encoded packets: aiortc encodes per RTCRtpSender, so ten peers would cost ten x264
 encodes. When a track's ``recv()`` returns an ``av.Packet`` instead of a frame, aiortc's H.264
@@ -33,7 +34,6 @@ from typing import Any
 
 import av
 import cv2
-from aiohttp import web
 from aiortc import (
     MediaStreamTrack,
     RTCConfiguration,
@@ -44,31 +44,22 @@ from aiortc import (
     RTCSessionDescription,
 )
 
-from appliance.api_h264 import H264
+from appliance.api_webrtc import WEBRTC, IceServer
+
+__all__ = ["WEBRTC", "IceServer", "Peer", "WebRtcPeers"]
 from appliance.api_ws import BadMessage, handle_message
-from appliance.httpjson import fail, json_response, read_json
+from appliance.httpjson import fail
 from appliance.rtp_playout import send_playout_delay
-from appliance.runtime import APPLIANCE, Appliance
+from appliance.runtime import Appliance
 from capture.frame import Image
 from capture.h264 import TIME_BASE, H264Encoder, Subscription
 from capture.hub import FrameHub
 from hid.keymap import UnknownKey
 
 log = logging.getLogger(__name__)
-routes = web.RouteTableDef()
 
 PREFERRED_PROFILE = "42e01f"  # constrained baseline, level 3.1: what every browser decodes
-MAX_SDP = 64 * 1024
 _ids = itertools.count(1)
-
-
-@dataclass(frozen=True, slots=True)
-class IceServer:
-    """A STUN or TURN server for peers behind NAT (none by default: LAN host candidates)."""
-
-    urls: str
-    username: str | None = None
-    credential: str | None = None
 
 
 class SharedH264Track(MediaStreamTrack):
@@ -295,39 +286,3 @@ def _video_codecs(sdp: str) -> set[str] | None:
     if not seen_video:
         return None
     return {n for pt, n in names.items() if n != "h264" or pt in mode1}
-
-
-WEBRTC: web.AppKey[WebRtcPeers] = web.AppKey("webrtc", WebRtcPeers)
-
-
-def setup(
-    app: web.Application, ice_servers: Sequence[IceServer] = (), max_peers: int = 16
-) -> WebRtcPeers:
-    """Add the offer route; peers share ``app[H264]`` (call ``api_h264.setup`` first)."""
-    peers = WebRtcPeers(app[APPLIANCE], app[H264], ice_servers, max_peers)
-    app[WEBRTC] = peers
-    app.add_routes(routes)
-
-    async def close_peers(app: web.Application) -> None:
-        await peers.close()
-
-    app.on_shutdown.append(close_peers)
-    return peers
-
-
-@routes.post("/api/webrtc/offer")
-async def offer(request: web.Request) -> web.Response:
-    data = await read_json(request)
-    sdp, kind = data.get("sdp"), data.get("type")
-    if kind != "offer" or not isinstance(sdp, str) or not sdp.startswith("v=0"):
-        fail(400, 'expected {"sdp": "v=0...", "type": "offer"}')
-    if len(sdp) > MAX_SDP:
-        fail(413, f"SDP larger than {MAX_SDP} bytes")
-    try:
-        answer = await request.app[WEBRTC].answer(sdp)
-    except web.HTTPException:
-        raise
-    except Exception as exc:
-        log.warning("WebRTC offer refused: %s", exc)
-        fail(400, f"cannot accept this offer: {exc}")
-    return json_response({"sdp": answer.sdp, "type": answer.type})

@@ -216,3 +216,39 @@ async def test_bad_offer_is_a_400(stamped: Server) -> None:
             f"{stamped.url}/api/webrtc/offer", json={"sdp": "v=0", "type": "offer"}
         ) as resp:
             assert resp.status == 401
+
+
+LAZY_PROBE = """
+import asyncio, sys, tempfile, pathlib
+import aiohttp
+from tests.conftest import start_server
+
+async def main():
+    with tempfile.TemporaryDirectory() as tmp:
+        srv, runner = await start_server(pathlib.Path(tmp))
+        try:
+            async with aiohttp.ClientSession(headers={"Authorization": "Basic " + __import__(
+                    "base64").b64encode(f"admin:{srv.password}".encode()).decode()}) as s:
+                async with s.get(srv.url + "/api/health") as r:
+                    assert r.status == 200
+                async with s.post(srv.url + "/api/webrtc/offer", json={"sdp": "x"}) as r:
+                    assert r.status == 400
+            print("aiortc" in sys.modules)
+        finally:
+            await runner.cleanup()
+
+asyncio.run(main())
+"""
+
+
+def test_aiortc_is_not_loaded_until_an_offer_needs_it() -> None:
+    """A running appliance with no WebRTC viewer has not imported aiortc (18 MiB, 0.2 s)."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run(
+        [sys.executable, "-c", LAZY_PROBE], cwd=root, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"

@@ -1,0 +1,116 @@
+"""``POST /api/webrtc/offer``, with aiortc loaded only when the first viewer asks for WebRTC.
+
+Why lazy: aiortc and what it pulls in (its ICE, DTLS and SRTP stacks) add about 18 MiB of RSS and
+0.15-0.25 s of start-up, while most browsers watch over WebCodecs and never make an offer. On a
+512 MB board that memory matters. The first offer imports :mod:`appliance.webrtc` in a worker
+thread (the event loop keeps serving meanwhile) and costs that once; later offers go straight
+through. Input validation happens before the import, so a bad request never loads it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from appliance.api_h264 import H264
+from appliance.httpjson import fail, json_response, read_json
+from appliance.runtime import APPLIANCE
+
+if TYPE_CHECKING:
+    from appliance.webrtc import Peer, WebRtcPeers
+
+log = logging.getLogger(__name__)
+routes = web.RouteTableDef()
+
+MAX_SDP = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class IceServer:
+    """A STUN or TURN server for peers behind NAT (none by default: LAN host candidates)."""
+
+    urls: str
+    username: str | None = None
+    credential: str | None = None
+
+
+class WebRtcService:
+    """The app's WebRTC side: settings now, :class:`~appliance.webrtc.WebRtcPeers` on demand."""
+
+    def __init__(self, app: web.Application, ice_servers: tuple[IceServer, ...], max_peers: int):
+        self._app = app
+        self.ice_servers = ice_servers
+        self.max_peers = max_peers
+        self._peers: WebRtcPeers | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def loaded(self) -> bool:
+        """True once aiortc has been imported for a viewer."""
+        return self._peers is not None
+
+    @property
+    def peers(self) -> dict[str, Peer]:
+        """The connected peers (none before the first offer)."""
+        return self._peers.peers if self._peers is not None else {}
+
+    async def get(self) -> WebRtcPeers:
+        async with self._lock:
+            if self._peers is None:
+                loop = asyncio.get_running_loop()
+                module: Any = await loop.run_in_executor(
+                    None, importlib.import_module, "appliance.webrtc"
+                )
+                self._peers = module.WebRtcPeers(
+                    self._app[APPLIANCE], self._app[H264], self.ice_servers, self.max_peers
+                )
+                log.info("WebRTC loaded for the first viewer")
+            return self._peers
+
+    async def close(self) -> None:
+        if self._peers is not None:
+            await self._peers.close()
+
+
+WEBRTC: web.AppKey[WebRtcService] = web.AppKey("webrtc", WebRtcService)
+
+
+def setup(
+    app: web.Application,
+    ice_servers: tuple[IceServer, ...] | list[IceServer] = (),
+    max_peers: int = 16,
+) -> WebRtcService:
+    """Add the offer route; peers will share ``app[H264]`` (call ``api_h264.setup`` first)."""
+    service = WebRtcService(app, tuple(ice_servers), max_peers)
+    app[WEBRTC] = service
+    app.add_routes(routes)
+
+    async def close_peers(app: web.Application) -> None:
+        await service.close()
+
+    app.on_shutdown.append(close_peers)
+    return service
+
+
+@routes.post("/api/webrtc/offer")
+async def offer(request: web.Request) -> web.Response:
+    data = await read_json(request)
+    sdp, kind = data.get("sdp"), data.get("type")
+    if kind != "offer" or not isinstance(sdp, str) or not sdp.startswith("v=0"):
+        fail(400, 'expected {"sdp": "v=0...", "type": "offer"}')
+    if len(sdp) > MAX_SDP:
+        fail(413, f"SDP larger than {MAX_SDP} bytes")
+    peers = await request.app[WEBRTC].get()
+    try:
+        answer = await peers.answer(sdp)
+    except web.HTTPException:
+        raise
+    except Exception as exc:
+        log.warning("WebRTC offer refused: %s", exc)
+        fail(400, f"cannot accept this offer: {exc}")
+    return json_response({"sdp": answer.sdp, "type": answer.type})
