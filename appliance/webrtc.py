@@ -54,6 +54,7 @@ from appliance.runtime import Appliance
 from capture.frame import Image
 from capture.h264 import TIME_BASE, H264Encoder, Subscription
 from capture.hub import FrameHub
+from capture.pacing import FramePacer
 from hid.keymap import UnknownKey
 
 log = logging.getLogger(__name__)
@@ -97,14 +98,13 @@ class HubVideoTrack(MediaStreamTrack):
     def __init__(self, hub: FrameHub, max_fps: float = 30.0, keepalive: float = 1.0) -> None:
         super().__init__()
         self.hub = hub
-        self.interval = 1.0 / max_fps
+        self.pacer = FramePacer(max_fps)  # no wait for a source at the cap
         self.keepalive = keepalive
         self._seq = 0
-        self._last = 0.0
         self._t0: float | None = None
 
     async def recv(self) -> Any:  # an av.VideoFrame
-        rest = self._last + self.interval - time.monotonic()
+        rest = self.pacer.delay()
         if rest > 0:
             await asyncio.sleep(rest)
         try:
@@ -114,7 +114,7 @@ class HubVideoTrack(MediaStreamTrack):
             frame = self.hub.latest or await self.hub.next_frame(0)
         self._seq = frame.seq
         now = time.monotonic()
-        self._last = now
+        self.pacer.take(now)
         if self._t0 is None:
             self._t0 = now
         image = frame.image[: frame.height & ~1, : frame.width & ~1]
