@@ -7,7 +7,8 @@ stored as SHA-256 digests only, so a leaked ``tokens.json`` does not grant acces
 The password and token files may be changed by another process (``ipkvm passwd``, ``ipkvm token``)
 while the server runs; every check looks at the file's identity (inode, size, mtime, ctime) and
 re-reads it when it changed, so a new token works at once and a revoked one stops at once. A
-password change also ends every browser session.
+password change also ends every browser session. Browser sessions are kept (hashed) in
+``sessions.json`` so a restart does not log anyone out (see ``appliance.sessions``).
 
 Standard library only: the small CLI commands import this module.
 """
@@ -34,6 +35,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from appliance.sessions import SESSIONS_FILE, SessionRecord, SessionTable, session_digest
+
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
 
@@ -51,6 +54,8 @@ _TOKEN_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 _USER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
 _VERIFIED_CACHE_SECONDS = 60.0
 _MAX_SESSIONS = 256
+# A session "created" this far in the future means the clock went back: refuse it for now.
+_CLOCK_SLACK = 300.0
 
 # scrypt costs ~50 ms and 16 MiB per call: a small dedicated pool keeps the event loop free and
 # bounds the memory a burst of Basic-auth requests can take on a 512 MiB board.
@@ -77,12 +82,6 @@ class TokenInfo:
     id: str
     name: str
     created: str  # ISO 8601, UTC
-
-
-@dataclass(slots=True)
-class _Session:
-    user: str
-    expires: float
 
 
 def generate_password() -> str:
@@ -181,8 +180,9 @@ class _JsonFile:
 class AuthStore:
     """Admin password, API tokens and sessions for one state directory.
 
-    ``session_ttl`` is in seconds; ``clock`` (monotonic seconds) is injectable so tests can expire
-    sessions without sleeping.
+    ``session_ttl`` is in seconds; ``clock`` (wall-clock Unix seconds, because session expiry is
+    persisted and must survive a reboot) is injectable so tests can expire sessions without
+    sleeping.
     """
 
     def __init__(
@@ -190,7 +190,7 @@ class AuthStore:
         state_dir: Path,
         *,
         session_ttl: float = 12 * 3600.0,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.state_dir = Path(state_dir)
         self.session_ttl = float(session_ttl)
@@ -203,8 +203,8 @@ class AuthStore:
         self.tokens_path = self.state_dir / "tokens.json"
         self._auth = _JsonFile(self.auth_path)
         self._tokens = _JsonFile(self.tokens_path)
-        self._sessions: dict[str, _Session] = {}
-        self._sessions_generation = self._auth.generation
+        self.sessions_path = self.state_dir / SESSIONS_FILE
+        self._sessions = SessionTable(self.sessions_path, write_private)
         self._cache_key = secrets.token_bytes(32)
         self._verified: dict[bytes, float] = {}
 
@@ -265,7 +265,8 @@ class AuthStore:
             raise AuthError(f"invalid user name {user!r}")
         with self._locked():
             self._store_password(password, user)
-        self._sessions.clear()
+            if self._sessions.exists():
+                self._sessions.save({})  # the fingerprint check would refuse them anyway
 
     def _store_password(self, password: str, user: str) -> None:
         salt = secrets.token_bytes(16)
@@ -424,42 +425,88 @@ class AuthStore:
 
     # ------------------------------------------------------------------ sessions
 
-    def _sync_sessions(self) -> None:
-        """A password change (here or by ``ipkvm passwd``) logs every browser out."""
-        self._auth.read()
-        if self._auth.generation != self._sessions_generation:
-            self._sessions.clear()
-            self._sessions_generation = self._auth.generation
+    def _password_fingerprint(self) -> str | None:
+        """Binds sessions to the current password hash: a new password ends them all."""
+        rec = self._record()
+        if rec is None:
+            return None
+        stored = str(rec["scrypt"]["hash"]).encode()
+        return hashlib.sha256(b"ipkvm-session\0" + stored).hexdigest()[:32]
+
+    @staticmethod
+    def _prune(records: dict[str, SessionRecord], now: float, fingerprint: str | None) -> None:
+        """Drop expired sessions and those of an older password."""
+        for digest in [
+            d for d, r in records.items() if r.expires <= now or r.password != fingerprint
+        ]:
+            del records[digest]
 
     def create_session(self, user: str) -> str:
-        self._sync_sessions()
-        now = self.clock()
-        if len(self._sessions) >= _MAX_SESSIONS:
-            for sid in [s for s, v in self._sessions.items() if v.expires <= now]:
-                del self._sessions[sid]
-        while len(self._sessions) >= _MAX_SESSIONS:
-            oldest = min(self._sessions, key=lambda s: self._sessions[s].expires)
-            del self._sessions[oldest]
+        """A new session for ``user`` (after the password was checked) → the cookie value.
+
+        Blocking: takes the state-dir lock and writes ``sessions.json`` with fsync (use
+        :meth:`create_session_async` on the event loop).
+        """
         sid = secrets.token_urlsafe(32)
-        self._sessions[sid] = _Session(user, now + self.session_ttl)
+        with self._locked():
+            fingerprint = self._password_fingerprint()
+            if fingerprint is None:
+                raise AuthError("no admin password is set")
+            now = self.clock()
+            records = self._sessions.load()
+            self._prune(records, now, fingerprint)
+            while len(records) >= _MAX_SESSIONS:
+                del records[min(records, key=lambda d: records[d].expires)]
+            records[session_digest(sid)] = SessionRecord(
+                user, now, now + self.session_ttl, fingerprint
+            )
+            self._sessions.save(records)
         return sid
 
     def check_session(self, sid: str | None) -> str | None:
-        """The session's user, or None if unknown or expired (expiry is fixed at login)."""
-        if not sid:
+        """The session's user, or None if unknown, expired or from an older password.
+
+        Expiry is fixed at login. Reads only (a ``stat`` of two small files): never writes.
+        A session created in the future (the clock went back more than a few minutes, e.g. a
+        board without RTC before NTP) is refused but kept, and works again once the clock is right.
+        """
+        if not sid or len(sid) > 256:
             return None
-        self._sync_sessions()
-        session = self._sessions.get(sid)
-        if session is None:
+        record = self._sessions.get(session_digest(sid))
+        if record is None:
             return None
-        if session.expires <= self.clock():
-            del self._sessions[sid]
+        now = self.clock()
+        if not record.created - _CLOCK_SLACK <= now < record.expires:
             return None
-        return session.user
+        fingerprint = self._password_fingerprint()
+        if fingerprint is None or not hmac.compare_digest(fingerprint, record.password):
+            return None
+        return record.user
 
     def delete_session(self, sid: str | None) -> None:
-        if sid:
-            self._sessions.pop(sid, None)
+        """End one session (logout). Writes only if the session exists."""
+        if not sid or len(sid) > 256:
+            return
+        digest = session_digest(sid)
+        if self._sessions.get(digest) is None:
+            return
+        with self._locked():
+            records = self._sessions.load()
+            if records.pop(digest, None) is None:
+                return
+            self._prune(records, self.clock(), self._password_fingerprint())
+            self._sessions.save(records)
+
+    async def create_session_async(self, user: str) -> str:
+        """:meth:`create_session` in a worker thread: the fsync never stalls the event loop."""
+        import asyncio
+
+        return await asyncio.to_thread(self.create_session, user)
+
+    async def delete_session_async(self, sid: str | None) -> None:
+        import asyncio
+
+        await asyncio.to_thread(self.delete_session, sid)
 
 
 @dataclass(slots=True)

@@ -3,7 +3,8 @@
 Everything is private unless listed as public (login page and its assets, health check). A request
 proves who it is with one of:
 
-- the ``ipkvm_session`` cookie from ``POST /api/auth/login`` (browsers),
+- the ``ipkvm_session`` cookie from ``POST /api/auth/login`` (browsers; the session is kept,
+  hashed, in ``STATE_DIR/sessions.json``, so a restart does not log anyone out),
 - ``Authorization: Bearer ipk_...`` (API tokens from ``ipkvm token create``),
 - HTTP Basic with the admin password (curl, fleet tools), throttled like logins.
 
@@ -37,7 +38,7 @@ _MAX_LOGIN_BODY = 16 * 1024
 
 @dataclass(frozen=True, slots=True)
 class AuthInfo:
-    """Who made the request and how they proved it (``request["auth"]``)."""
+    """Who made the request and how they proved it (``request[AUTH]``)."""
 
     user: str
     via: str  # "session" | "token" | "basic"
@@ -55,11 +56,16 @@ class AuthSettings:
 AUTH_STORE: web.AppKey[AuthStore] = web.AppKey("ipkvm_auth_store", AuthStore)
 LOGIN_THROTTLE: web.AppKey[LoginThrottle] = web.AppKey("ipkvm_login_throttle", LoginThrottle)
 AUTH_SETTINGS: web.AppKey[AuthSettings] = web.AppKey("ipkvm_auth_settings", AuthSettings)
+# Typed request keys (aiohttp >= 3.14): the middleware sets both on every request it lets through.
+AUTH: web.RequestKey[AuthInfo | None] = web.RequestKey("auth")
+"""The request's :class:`AuthInfo` (None on a public path without a session)."""
+USER: web.RequestKey[str | None] = web.RequestKey("user")
+"""The authenticated user name (None on a public path without a session)."""
 
 
 def get_auth(request: web.Request) -> AuthInfo | None:
     """The request's identity (None on public paths without a session)."""
-    auth = request.get("auth")
+    auth = request.get(AUTH)
     return auth if isinstance(auth, AuthInfo) else None
 
 
@@ -253,8 +259,8 @@ async def auth_middleware(request: web.Request, handler: Any) -> web.StreamRespo
         sid = request.cookies.get(SESSION_COOKIE)
         user = request.app[AUTH_STORE].check_session(sid)
         auth = AuthInfo(user, "session", sid) if user is not None else None
-        request["auth"] = auth
-        request["user"] = user
+        request[AUTH] = auth
+        request[USER] = user
         return await handler(request)  # type: ignore[no-any-return]
     result = await _authenticate(request)
     if isinstance(result, web.StreamResponse):
@@ -263,8 +269,8 @@ async def auth_middleware(request: web.Request, handler: Any) -> web.StreamRespo
         return _unauthenticated(request, settings)
     if (websocket or (state_changing and result.via != "token")) and not same_origin(request):
         return _forbidden_origin()
-    request["auth"] = result
-    request["user"] = result.user
+    request[AUTH] = result
+    request[USER] = result.user
     return await handler(request)  # type: ignore[no-any-return]
 
 
@@ -320,8 +326,8 @@ async def login(request: web.Request) -> web.StreamResponse:
         return ok
     if not ok:
         return _json(401, {"error": "wrong user or password"})
-    store.delete_session(request.cookies.get(SESSION_COOKIE))  # no session fixation
-    sid = store.create_session(user)
+    await store.delete_session_async(request.cookies.get(SESSION_COOKIE))  # no session fixation
+    sid = await store.create_session_async(user)  # persisted: survives a restart
     resp = _json(200, {"user": user})
     _set_cookie(resp, settings, sid, store.session_ttl)
     return resp
@@ -329,7 +335,7 @@ async def login(request: web.Request) -> web.StreamResponse:
 
 async def logout(request: web.Request) -> web.StreamResponse:
     """End this browser's session (public, so an expired session can still clear its cookie)."""
-    request.app[AUTH_STORE].delete_session(request.cookies.get(SESSION_COOKIE))
+    await request.app[AUTH_STORE].delete_session_async(request.cookies.get(SESSION_COOKIE))
     resp = _json(200, {})
     _clear_cookie(resp, request.app[AUTH_SETTINGS])
     return resp
@@ -361,7 +367,7 @@ def setup_auth(
 ) -> None:
     """Install the middleware, the login/logout/me routes and security headers on ``app``.
 
-    Call before other middlewares are appended that need ``request["auth"]``. ``throttle`` is
+    Call before other middlewares are appended that need ``request[AUTH]``. ``throttle`` is
     injectable (tests use a fake clock); the default is 3 free tries then 1 s, 2 s ... 5 min.
     """
     app[AUTH_STORE] = store

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import ipaddress
 import json
 import os
@@ -143,6 +144,125 @@ def test_sessions_expire_and_end_on_password_change(tmp_path: Path) -> None:
     AuthStore(tmp_path).set_password("second-password")  # e.g. `ipkvm passwd`
     assert store.check_session(sid) is None
     assert store.check_session("forged") is None and store.check_session(None) is None
+
+
+def test_sessions_file_holds_only_digests_and_is_shared_across_instances(tmp_path: Path) -> None:
+    clock = FakeClock()
+    store = AuthStore(tmp_path, session_ttl=60, clock=clock)
+    store.set_password("first-password")
+    sid = store.create_session("admin")
+    path = tmp_path / "sessions.json"
+    assert mode(path) == 0o600
+    text = path.read_text()
+    assert sid not in text
+    data = json.loads(text)
+    assert data["version"] == 1
+    [record] = data["sessions"]
+    assert record["sha256"] == hashlib.sha256(sid.encode()).hexdigest()
+    assert (record["user"], record["created"], record["expires"]) == ("admin", 1000.0, 1060.0)
+    # a restarted server is another instance on the same directory
+    assert AuthStore(tmp_path, clock=clock).check_session(sid) == "admin"
+    assert not list(tmp_path.glob(".*.tmp"))  # the atomic write left no temp file behind
+
+
+def test_expired_sessions_are_pruned_on_the_next_write(tmp_path: Path) -> None:
+    clock = FakeClock()
+    store = AuthStore(tmp_path, session_ttl=60, clock=clock)
+    store.set_password("first-password")
+    old = store.create_session("admin")
+    clock.advance(61)
+    assert store.check_session(old) is None
+    new = store.create_session("admin")
+    digests = [
+        r["sha256"] for r in json.loads((tmp_path / "sessions.json").read_text())["sessions"]
+    ]
+    assert digests == [hashlib.sha256(new.encode()).hexdigest()]
+
+
+def test_checking_a_session_never_writes(tmp_path: Path) -> None:
+    clock = FakeClock()
+    store = AuthStore(tmp_path, session_ttl=60, clock=clock)
+    store.set_password("first-password")
+    sid = store.create_session("admin")
+    before = (tmp_path / "sessions.json").stat()
+    for _ in range(50):
+        assert store.check_session(sid) == "admin"
+    clock.advance(120)
+    assert store.check_session(sid) is None
+    store.delete_session("never-issued")  # a stranger's logout costs no write either
+    after = (tmp_path / "sessions.json").stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+
+
+def test_password_change_wipes_the_file_and_a_restored_file_stays_dead(tmp_path: Path) -> None:
+    store = AuthStore(tmp_path)
+    store.set_password("first-password")
+    sid = store.create_session("admin")
+    backup = (tmp_path / "sessions.json").read_bytes()
+    AuthStore(tmp_path).set_password("second-password")  # `ipkvm passwd` while stopped
+    assert json.loads((tmp_path / "sessions.json").read_text())["sessions"] == []
+    (tmp_path / "sessions.json").write_bytes(backup)  # restored from an old backup
+    assert AuthStore(tmp_path).check_session(sid) is None
+    (tmp_path / "auth.json").unlink()  # no password at all: no session is valid
+    assert AuthStore(tmp_path).check_session(sid) is None
+
+
+def test_session_from_the_future_is_refused_until_the_clock_is_right(tmp_path: Path) -> None:
+    clock = FakeClock()
+    clock.now = 1_800_000_000.0
+    store = AuthStore(tmp_path, session_ttl=3600, clock=clock)
+    store.set_password("first-password")
+    sid = store.create_session("admin")
+    clock.now = 86_400.0  # rebooted without RTC, before NTP
+    assert store.check_session(sid) is None
+    store.create_session("admin")  # another login meanwhile must not prune it
+    clock.now = 1_800_000_060.0  # NTP set the time
+    assert store.check_session(sid) == "admin"
+
+
+def test_corrupt_sessions_file_is_logged_and_replaced(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = AuthStore(tmp_path)
+    store.set_password("first-password")
+    (tmp_path / "sessions.json").write_text('{"version": 1, "sessions": [')
+    fresh = AuthStore(tmp_path)
+    with caplog.at_level("WARNING", logger="appliance.sessions"):
+        assert fresh.check_session("whatever") is None
+        assert fresh.check_session("whatever") is None
+    assert len([r for r in caplog.records if "unreadable sessions file" in r.message]) == 1
+    sid = fresh.create_session("admin")
+    assert json.loads((tmp_path / "sessions.json").read_text())["version"] == 1
+    assert AuthStore(tmp_path).check_session(sid) == "admin"
+
+
+def test_sessions_stay_in_memory_when_the_file_cannot_be_written(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = AuthStore(tmp_path)
+    store.set_password("first-password")
+    (tmp_path / "sessions.json").mkdir()  # neither readable as a file nor replaceable
+    with caplog.at_level("WARNING", logger="appliance.sessions"):
+        sid = store.create_session("admin")
+    assert store.check_session(sid) == "admin"
+    assert any("kept in memory only" in r.message for r in caplog.records)
+    store.delete_session(sid)
+    assert store.check_session(sid) is None
+
+
+def test_session_count_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import appliance.auth
+
+    monkeypatch.setattr(appliance.auth, "_MAX_SESSIONS", 3)
+    clock = FakeClock()
+    store = AuthStore(tmp_path, clock=clock)
+    store.set_password("first-password")
+    sids = []
+    for _ in range(4):
+        sids.append(store.create_session("admin"))
+        clock.advance(1)
+    assert [store.check_session(s) for s in sids] == [None, "admin", "admin", "admin"]
+    assert len(json.loads((tmp_path / "sessions.json").read_text())["sessions"]) == 3
 
 
 def test_throttle_backoff_reset_and_bounds() -> None:

@@ -15,12 +15,12 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from appliance.auth import AuthStore, LoginThrottle
 from appliance.tls import ensure_certificate, ssl_context
-from appliance.web_auth import SESSION_COOKIE, get_auth, setup_auth
+from appliance.web_auth import AUTH_STORE, SESSION_COOKIE, USER, get_auth, setup_auth
 
 ROOT = Path(__file__).resolve().parent.parent
-# request["user"] / request["auth"] are plain string keys by design (aiohttp ignores this warning
-# outside pytest).
-pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web.NotAppKeyWarning")
+# The middleware stores the identity under typed web.RequestKey keys: a plain string key would
+# warn, and here the warning fails the request (500) and so the test.
+pytestmark = pytest.mark.filterwarnings("error::aiohttp.web.NotAppKeyWarning")
 PASSWORD = "right-password"
 
 
@@ -51,7 +51,7 @@ def make_app(
     async def private(request: web.Request) -> web.Response:
         auth = get_auth(request)
         assert auth is not None
-        return web.json_response({"user": request["user"], "via": auth.via})
+        return web.json_response({"user": request[USER], "via": auth.via})
 
     async def page(request: web.Request) -> web.Response:
         return web.Response(text="<h1>console</h1>", content_type="text/html")
@@ -62,7 +62,7 @@ def make_app(
     async def ws(request: web.Request) -> web.WebSocketResponse:
         sock = web.WebSocketResponse()
         await sock.prepare(request)
-        await sock.send_str(f"hello {request['user']}")
+        await sock.send_str(f"hello {request[USER]}")
         await sock.close()
         return sock
 
@@ -425,3 +425,83 @@ async def test_token_cli_uses_env_state_dir_and_passwd_needs_a_terminal(tmp_path
     code, _, err = await cli("passwd", "--state-dir", str(state), stdin=b"password-123\n")
     assert code == 1 and "--stdin" in err  # a pipe is not a terminal: no silent read
     assert not AuthStore(state).has_password()
+
+
+# --------------------------------------------------------------------------- sessions on disk
+
+
+def session_cookie(client: Client) -> dict[str, str]:
+    sid = client.session.cookie_jar.filter_cookies(client.make_url("/"))[SESSION_COOKIE].value
+    return {"Cookie": f"{SESSION_COOKIE}={sid}"}
+
+
+async def restarted(make_client: ClientFactory, old: Client, **kwargs: object) -> Client:
+    """Stop ``old``'s server and start a new one (a fresh AuthStore) on the same state dir."""
+    store = old.app[AUTH_STORE]
+    await old.close()
+    return await make_client(AuthStore(store.state_dir, **kwargs))  # type: ignore[arg-type]
+
+
+async def test_session_survives_a_restart_and_logout_survives_it_too(
+    tmp_path: Path, make_client: ClientFactory
+) -> None:
+    client = await make_client(store_with_password(tmp_path))
+    assert (await login(client)).status == 200
+    cookie = session_cookie(client)
+    client = await restarted(make_client, client)
+    resp = await client.get("/api/auth/me", headers=cookie)
+    assert resp.status == 200 and await resp.json() == {"user": "admin", "via": "session"}
+    resp = await client.post("/api/auth/logout", headers=cookie)
+    assert resp.status == 200
+    client = await restarted(make_client, client)
+    assert (await client.get("/api/private", headers=cookie)).status == 401
+
+
+async def test_password_change_while_stopped_ends_persisted_sessions(
+    tmp_path: Path, make_client: ClientFactory
+) -> None:
+    client = await make_client(store_with_password(tmp_path))
+    assert (await login(client)).status == 200
+    cookie = session_cookie(client)
+    state = str(client.app[AUTH_STORE].state_dir)
+    await client.close()
+    code, _, err = await cli("passwd", "--stdin", "--state-dir", state, stdin=b"brand-new-secret\n")
+    assert code == 0, err
+    client = await make_client(AuthStore(Path(state)))
+    assert (await client.get("/api/private", headers=cookie)).status == 401
+    assert (await login(client, "brand-new-secret")).status == 200
+
+
+async def test_persisted_session_expires_across_a_restart(
+    tmp_path: Path, make_client: ClientFactory
+) -> None:
+    clock = FakeClock()
+    client = await make_client(store_with_password(tmp_path, session_ttl=600, clock=clock))
+    assert (await login(client)).status == 200
+    cookie = session_cookie(client)
+    clock.advance(599)
+    client = await restarted(make_client, client, session_ttl=600, clock=clock)
+    assert (await client.get("/api/private", headers=cookie)).status == 200
+    clock.advance(2)
+    client = await restarted(make_client, client, session_ttl=600, clock=clock)
+    resp = await client.get("/api/private", headers=cookie)
+    assert resp.status == 401
+    assert "Max-Age=0" in resp.headers.get("Set-Cookie", "")
+
+
+async def test_corrupt_sessions_file_does_not_stop_the_service(
+    tmp_path: Path, make_client: ClientFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = store_with_password(tmp_path)
+    (store.state_dir / "sessions.json").write_bytes(b"\x00garbage{")
+    with caplog.at_level("WARNING", logger="appliance.sessions"):
+        client = await make_client(AuthStore(store.state_dir))
+        assert (
+            await client.get("/api/private", headers={"Cookie": "ipkvm_session=x"})
+        ).status == 401
+    assert any("unreadable sessions file" in r.message for r in caplog.records)
+    assert (await login(client)).status == 200
+    assert (await client.get("/api/private")).status == 200
+    cookie = session_cookie(client)
+    client = await restarted(make_client, client)
+    assert (await client.get("/api/private", headers=cookie)).status == 200
