@@ -33,11 +33,23 @@ async def state(request: web.Request) -> web.Response:
     return json_response(request.app[APPLIANCE].state())
 
 
+# The console is ES modules loaded without a build step (no hashed file names): a browser that
+# cached them heuristically could run old and new modules together after an upgrade. "no-cache"
+# makes it revalidate every time, which costs a 304 (ETag / Last-Modified) when nothing changed.
+REVALIDATE = "no-cache"
+
+
 def _page(name: str) -> web.FileResponse | web.Response:
     path = WEB_DIR / name
     if not path.is_file():
         return web.Response(status=404, text=f"{name} is missing from this build")
-    return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
+    return web.FileResponse(path, headers={"Cache-Control": REVALIDATE})
+
+
+async def _static_cache_policy(request: web.Request, response: web.StreamResponse) -> None:
+    """``/static/`` (aiohttp's static handler, which sends no cache policy) → revalidate."""
+    if request.path.startswith("/static/") and "Cache-Control" not in response.headers:
+        response.headers["Cache-Control"] = REVALIDATE
 
 
 @routes.get("/")
@@ -88,6 +100,7 @@ def create_app(
         app.add_routes(api_demo.routes)
     if WEB_DIR.is_dir():
         app.router.add_static("/static/", WEB_DIR, append_version=False)
+        app.on_response_prepare.append(_static_cache_policy)
 
     async def start(app: web.Application) -> None:
         await appliance.start()
