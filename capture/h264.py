@@ -405,7 +405,13 @@ class H264Encoder:
         if (width, height) != (frame.width, frame.height):
             image = image[:height, :width]
         yuv: Image = cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420)  # type: ignore[assignment]
-        vf = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
+        if height % 4 == 0:
+            # Wrap, do not copy (0.7-2.7 ms at 1080p): the encoder copies the picture into its
+            # own buffers during encode(), and the frame keeps the array alive meanwhile. (PyAV
+            # derives the height as rows // 6 * 4, so this works only for heights divisible by 4.)
+            vf = av.VideoFrame.from_numpy_buffer(yuv, format="yuv420p")
+        else:
+            vf = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
         if self._t0 is None:
             self._t0 = now
         pts = round((now - self._t0) * CLOCK_RATE)

@@ -206,3 +206,26 @@ async def test_resolution_change_reopens_with_a_keyframe() -> None:
     (picture,) = Decoder().decode(second.data)
     assert picture.shape == (1080, 1920, 3)
     await sub_close(enc, sub)
+
+
+@pytest.mark.parametrize(
+    ("width", "height"),
+    [(1366, 768), (802, 602), (801, 601)],  # odd chroma width; height % 4 == 2; odd (cropped)
+)
+async def test_unusual_sizes_decode_to_the_picture(width: int, height: int) -> None:
+    hub = FrameHub()
+    # Red and blue bands 16 rows high: chroma planes misplaced by even a few rows show at once.
+    image = np.zeros((height, width, 3), np.uint8)
+    for y in range(0, height, 32):
+        image[y : y + 16] = (0, 0, 255)
+        image[y + 16 : y + 32] = (255, 0, 0)
+    hub.publish(image)
+    enc = H264Encoder(hub, EncoderSettings(keepalive=30, refine_frames=0))
+    sub = enc.subscribe()
+    encoded = await next_frame(sub)
+    (picture,) = Decoder().decode(encoded.data)
+    w, h = width - width % 2, height - height % 2
+    assert picture.shape == (h, w, 3)
+    diff = cv2.absdiff(picture, image[:h, :w]).mean()
+    assert diff < 6, f"decoded picture differs by {diff:.1f} levels on average"
+    await sub_close(enc, sub)
