@@ -85,6 +85,20 @@ async def test_unchanged_frames_keep_content_seq() -> None:
     assert (frame.seq, frame.content_seq) == (3, 1)
 
 
+@pytest.mark.parametrize("where", ["top-left", "bottom-right", "last-row-middle"])
+async def test_a_one_pixel_change_anywhere_is_a_change(where: str) -> None:
+    hub = FrameHub()
+    image = screen()
+    hub.publish(image)
+    changed = image.copy()
+    h, w = changed.shape[:2]
+    y, x = {"top-left": (0, 0), "bottom-right": (h - 1, w - 1), "last-row-middle": (h - 1, w // 2)}[
+        where
+    ]
+    changed[y, x] = 255 - changed[y, x]
+    assert hub.publish(changed).content_seq == 2
+
+
 async def test_changed_only_skips_identical_frames() -> None:
     hub = FrameHub()
     image = screen()
