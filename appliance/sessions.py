@@ -157,15 +157,22 @@ class SessionTable:
             return self._sig is not None or bool(self._records)
 
     def save(self, records: dict[str, SessionRecord]) -> bool:
-        """Replace the table and the file (atomically, 0600). False if only memory changed."""
+        """Replace the table and the file (atomically, 0600). False if only memory changed.
+
+        The write (with fsync, slow on an SD card) happens outside the internal lock, so the event
+        loop checking cookies meanwhile never waits for it; it sees the old table until the new
+        file is in place.
+        """
         data = dump_sessions(records)
+        try:
+            self._write(self.path, data)
+            st = os.stat(self.path)
+        except OSError as exc:
+            log.error("cannot write %s: %s; sessions are kept in memory only", self.path, exc)
+            with self._lock:
+                self._records = dict(records)
+            return False
         with self._lock:
             self._records = dict(records)
-            try:
-                self._write(self.path, data)
-                st = os.stat(self.path)
-            except OSError as exc:
-                log.error("cannot write %s: %s; sessions are kept in memory only", self.path, exc)
-                return False
             self._sig = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-            return True
+        return True
