@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -82,7 +83,7 @@ WEBRTC: web.AppKey[WebRtcService] = web.AppKey("webrtc", WebRtcService)
 
 def setup(
     app: web.Application,
-    ice_servers: tuple[IceServer, ...] | list[IceServer] = (),
+    ice_servers: Sequence[IceServer] = (),
     max_peers: int = 16,
 ) -> WebRtcService:
     """Add the offer route; peers will share ``app[H264]`` (call ``api_h264.setup`` first)."""
