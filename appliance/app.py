@@ -64,7 +64,8 @@ async def login_page(request: web.Request) -> web.StreamResponse:
 
 @routes.get("/favicon.ico")
 async def favicon(request: web.Request) -> web.StreamResponse:
-    return _page("favicon.ico")
+    """Pages name /static/favicon.svg; this is for clients that ask the old path regardless."""
+    raise web.HTTPFound("/static/favicon.svg")
 
 
 def create_app(

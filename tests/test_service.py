@@ -333,3 +333,11 @@ async def test_mjpeg_fps_parameter_caps_the_rate(tmp_path: Path) -> None:
         assert parts >= 4, f"only {parts} parts in 2 s"
     finally:
         await runner.cleanup()
+
+
+async def test_favicon_is_served_without_login(server: Server) -> None:
+    async with aiohttp.ClientSession(base_url=server.url) as s:
+        async with s.get("/favicon.ico") as r:
+            assert r.status == 200
+            assert r.content_type == "image/svg+xml"
+            assert b"<svg" in await r.read()
