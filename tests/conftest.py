@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -21,8 +22,9 @@ class Server:
     appliance: object
     app: web.Application
 
-    def basic(self) -> aiohttp.BasicAuth:
-        return aiohttp.BasicAuth("admin", self.password)
+    def basic(self) -> dict[str, str]:
+        """HTTP Basic credentials as a header (aiohttp's ``auth=`` parameter is deprecated)."""
+        return basic_header("admin", self.password)
 
     async def login(self) -> aiohttp.ClientSession:
         """A session logged in with the cookie, like a browser."""
@@ -40,6 +42,11 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def basic_header(user: str, password: str) -> dict[str, str]:
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
 
 
 async def start_server(tmp_path: Path, toml: str = "") -> tuple[Server, web.AppRunner]:

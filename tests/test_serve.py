@@ -10,7 +10,7 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.conftest import free_port
+from tests.conftest import basic_header, free_port
 
 
 async def start(tmp_path: Path, *extra: str) -> tuple[asyncio.subprocess.Process, str, list[str]]:
@@ -34,8 +34,7 @@ async def test_first_start_prints_a_password_once_and_sigterm_is_prompt(tmp_path
     proc, url, banner = await start(tmp_path)
     assert f"  URL:      {url}/" in banner
     password = next(line.split()[1] for line in banner if line.startswith("  password:"))
-    auth = aiohttp.BasicAuth("admin", password)
-    async with aiohttp.ClientSession(base_url=url, auth=auth) as s:
+    async with aiohttp.ClientSession(base_url=url, headers=basic_header("admin", password)) as s:
         stream = await s.get("/api/stream.mjpeg")
         assert stream.status == 200
         await stream.content.readline()  # a viewer is watching

@@ -146,7 +146,7 @@ async def test_mjpeg_stream_shows_typed_text(server: Server) -> None:
 
 
 async def test_snapshot_png_and_scaled_jpeg(server: Server) -> None:
-    async with aiohttp.ClientSession(base_url=server.url, auth=server.basic()) as s:
+    async with aiohttp.ClientSession(base_url=server.url, headers=server.basic()) as s:
         async with s.get("/api/snapshot?format=png") as r:
             assert r.status == 200 and r.content_type == "image/png"
             image = cv2.imdecode(np.frombuffer(await r.read(), np.uint8), cv2.IMREAD_COLOR)
@@ -160,7 +160,7 @@ async def test_snapshot_png_and_scaled_jpeg(server: Server) -> None:
 
 
 async def test_type_via_rest_arrives_in_demo_text_field(server: Server) -> None:
-    async with aiohttp.ClientSession(base_url=server.url, auth=server.basic()) as s:
+    async with aiohttp.ClientSession(base_url=server.url, headers=server.basic()) as s:
         text = "Hello, World! 123 <>?"
         async with s.post(
             "/api/hid/type", json={"text": text, "layout": "us", "pacing_ms": 0}
@@ -173,7 +173,7 @@ async def test_type_via_rest_arrives_in_demo_text_field(server: Server) -> None:
 
 
 async def test_type_reports_untypable_characters(server: Server) -> None:
-    async with aiohttp.ClientSession(base_url=server.url, auth=server.basic()) as s:
+    async with aiohttp.ClientSession(base_url=server.url, headers=server.basic()) as s:
         async with s.post(
             "/api/hid/type", json={"text": "a€b", "layout": "us", "pacing_ms": 0}
         ) as r:
@@ -197,7 +197,7 @@ async def test_type_bad_input_is_a_clear_400(
     server: Server, body: str, status: int, needle: str
 ) -> None:
     async with (
-        aiohttp.ClientSession(base_url=server.url, auth=server.basic()) as s,
+        aiohttp.ClientSession(base_url=server.url, headers=server.basic()) as s,
         s.post("/api/hid/type", data=body, headers={"Content-Type": "application/json"}) as r,
     ):
         assert r.status == status
@@ -206,7 +206,7 @@ async def test_type_bad_input_is_a_clear_400(
 
 async def test_key_combos(server: Server) -> None:
     hid = server.appliance.hid  # type: ignore[attr-defined]
-    async with aiohttp.ClientSession(base_url=server.url, auth=server.basic()) as s:
+    async with aiohttp.ClientSession(base_url=server.url, headers=server.basic()) as s:
         async with s.post("/api/hid/keys", json={"keys": "ctrl+alt+nosuchkey"}) as r:
             assert r.status == 400
             assert "nosuchkey" in (await r.json())["error"]
@@ -293,7 +293,7 @@ async def test_websocket_rejects_foreign_origin(server: Server) -> None:
 
 
 async def test_demo_power_off_shows_target_offline(server: Server) -> None:
-    async with aiohttp.ClientSession(base_url=server.url, auth=server.basic()) as s:
+    async with aiohttp.ClientSession(base_url=server.url, headers=server.basic()) as s:
         async with s.post("/api/demo/power", json={"on": False}) as r:
             assert r.status == 200
             assert (await r.json())["power"] == "off"
