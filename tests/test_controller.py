@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import os
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import pytest
 
-from hid.controller import HidController, Pacing
+from hid.controller import Device, HidController, Pacing, TypingAborted, device_of
 from hid.keymap import UnknownKey
 from hid.output import MemoryOutput, TargetOffline
 from hid.reports import Report, ReportKind
+from hid.text import Layout
 
 
 def kbd(mods: int, *keys: int) -> bytes:
@@ -17,7 +21,7 @@ def kbd(mods: int, *keys: int) -> bytes:
 
 
 @pytest.fixture
-async def ctl() -> HidController:
+async def ctl() -> AsyncIterator[HidController]:
     out = MemoryOutput()
     c = HidController(out, retry_interval=0.01, discard_after=0.2)
     await c.start()
@@ -158,8 +162,8 @@ async def test_offline_briefly_keeps_order() -> None:
 
 
 async def test_offline_long_discards_but_ends_all_released() -> None:
-    out = MemoryOutput()
-    out.offline = True
+    out = DeviceOutput()
+    out.down = {Device.KEYBOARD, Device.MOUSE}  # the whole target is away
     c = HidController(out, retry_interval=0.01, discard_after=0.05)
     states: list[str] = []
     c.subscribe(states.append)
@@ -169,10 +173,13 @@ async def test_offline_long_discards_but_ends_all_released() -> None:
     await c.drain()  # returns once the queued input was discarded
     assert c.online is False and c.discarded == 2
     assert c.keyboard.held == {}
-    out.offline = False
+    out.down.clear()
     c.mouse_abs(5, 5)
-    await c.drain()
-    assert out.reports[0].data == kbd(0)  # first thing the target sees: nothing held
+    # What the keyboard sees once back: nothing held, and none of the dropped keys. (The mouse
+    # move may come first: a device that is offline does not hold the other one back.)
+    await out.wait_for(lambda: len(out.reports) == 2, timeout=1.0)
+    assert out.of(Device.KEYBOARD) == [kbd(0)]
+    assert out.of(Device.MOUSE) == [bytes([0, 5, 0, 5, 0, 0, 0])]
     assert "online" in states
     await c.close()
 
@@ -225,3 +232,288 @@ async def test_start_up_release_never_blocks_input_behind_a_missing_device() -> 
     assert [r.data for r in out.reports] == [kbd(0), kbd(0, 0x04), kbd(0)]
     assert c.online is True
     await c.close(timeout=0.05)
+
+
+# --------------------------------------------------------------------------- per-device queues
+class DeviceOutput(MemoryOutput):
+    """Keyboard and mouse can be taken offline separately (a wrong mouse path, an endpoint that
+    errors for one function only); tests await what arrives instead of sleeping."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down: set[Device] = set()
+        self._arrived = asyncio.Event()
+
+    async def write(self, report: Report) -> None:
+        device = device_of(report.kind)
+        if device in self.down:
+            raise TargetOffline(f"{device.value} endpoint not answering")
+        await super().write(report)
+        self._arrived.set()
+
+    def of(self, device: Device) -> list[bytes]:
+        return [r.data for r in self.reports if device_of(r.kind) is device]
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float) -> None:
+        async with asyncio.timeout(timeout):
+            while not predicate():
+                self._arrived.clear()
+                await self._arrived.wait()
+
+
+def tap(c: HidController, *codes: str) -> list[bytes]:
+    """Press and release each key; the keyboard reports that must result."""
+    expected: list[bytes] = []
+    for code in codes:
+        c.key("t", code, True)
+        c.key("t", code, False)
+        expected += [kbd(0, 0x04 + ord(code[-1]) - ord("A")), kbd(0)]
+    return expected
+
+
+async def test_keys_arrive_at_once_while_the_mouse_is_offline() -> None:
+    from hid.host import HostKeyboard
+    from hid.layouts import get_layout
+
+    out = DeviceOutput()
+    out.down = {Device.MOUSE}
+    # The discard window is far longer than the keys may take: they must not wait for it.
+    c = HidController(out, retry_interval=0.01, discard_after=3.0)
+    await c.start()
+    c.mouse_button("web", "left", True)
+    c.mouse_abs(100, 200)  # same buttons: replaces the press report (the press moves with it)
+    c.mouse_button("web", "left", False)
+    c.key("t", "ShiftLeft", True)  # held across everything below: the keyboard's own state
+    c.key("t", "ShiftLeft", False)
+    expected = [kbd(0), kbd(2), kbd(0), *tap(c, "KeyH", "KeyI")]
+    await out.wait_for(lambda: out.of(Device.KEYBOARD) == expected, timeout=1.0)
+    assert c.devices[Device.MOUSE].queued == 2 and c.devices[Device.MOUSE].discarded == 0
+    assert c.online is True  # the target takes keys: typing and scripts are not refused
+    assert "mouse endpoint" in (c.last_error or "")
+    assert c.devices[Device.MOUSE].online is False
+
+    # A paste completes (its delivery waits are on the keyboard only).
+    async with asyncio.timeout(1.0):
+        await c.type_text("Hi!", get_layout("us"), Pacing.fast())
+    host = HostKeyboard("us")
+    for report in out.of(Device.KEYBOARD):
+        host.feed(report)
+    assert host.text == "hiHi!"
+    assert out.of(Device.MOUSE) == []  # not even the start-up report: that was best effort
+    await c.close(timeout=0.05)
+
+
+async def test_offline_mouse_discards_on_its_own_and_ends_with_no_buttons() -> None:
+    out = DeviceOutput()
+    out.down = {Device.MOUSE}
+    c = HidController(out, retry_interval=0.01, discard_after=0.2)
+    await c.start()
+    c.key("t", "ControlLeft", True)
+    c.mouse_button("web", "left", True)
+    c.mouse_abs(100, 200)
+    c.mouse_button("web", "right", True)
+    await out.wait_for(lambda: out.of(Device.KEYBOARD) == [kbd(0), kbd(1)], timeout=1.0)
+    async with asyncio.timeout(2):
+        await c.drain(Device.MOUSE)  # returns when the mouse's input is given up
+    assert c.devices[Device.MOUSE].discarded == 2 and c.discarded == 2
+    assert c.mouse.buttons == 0
+    # The keyboard was not touched: Ctrl is still held, nothing of it discarded.
+    assert c.keyboard.modifiers == 1 and c.devices[Device.KEYBOARD].discarded == 0
+    out.down.clear()  # the mouse comes back
+    await out.wait_for(lambda: len(out.of(Device.MOUSE)) == 1, timeout=1.0)
+    await c.drain()
+    # It sees only "no buttons" (at the last position), never the dropped presses.
+    assert out.of(Device.MOUSE) == [bytes([0, 100, 0, 200, 0, 0, 0])]
+    assert c.devices[Device.MOUSE].online is True and c.last_error is None
+    await c.close()
+
+
+async def test_offline_keyboard_does_not_hold_the_mouse_and_discards_on_its_own() -> None:
+    out = DeviceOutput()
+    out.down = {Device.KEYBOARD}
+    c = HidController(out, retry_interval=0.01, discard_after=0.2)
+    states: list[str] = []
+    c.subscribe(states.append)
+    await c.start()
+    c.key("t", "ShiftLeft", True)
+    c.key("t", "KeyA", True)
+    typing = asyncio.create_task(c.type_text("x", get_us_layout(), Pacing.fast()))
+    c.set_mouse_mode("relative")
+    c.mouse_button("web", "left", True)
+    c.mouse_rel(3, -4)
+    expected = [bytes([0, 0xFF, 0x3F, 0xFF, 0x3F, 0, 0]), bytes([1, 0, 0, 0, 0]), H5(1, 3, -4)]
+    await out.wait_for(lambda: out.of(Device.MOUSE) == expected, timeout=1.0)
+    assert c.devices[Device.KEYBOARD].queued >= 2 and c.devices[Device.KEYBOARD].discarded == 0
+    assert c.online is False and "keyboard endpoint" in (c.last_error or "")
+    # The keyboard gives up after its window: the paste stops, keys are released.
+    with pytest.raises(TypingAborted):
+        async with asyncio.timeout(2):
+            await typing
+    assert c.keyboard.held == {} and "keys" in states
+    # The mouse's held button is its own business: still held, nothing of it discarded.
+    assert c.mouse.buttons == 1 and c.devices[Device.MOUSE].discarded == 0
+    # Mouse input is not held up by the keyboard's pending release either (drain included).
+    c.mouse_button("web", "left", False)
+    async with asyncio.timeout(1):
+        await c.drain()
+    assert out.of(Device.MOUSE) == [*expected, bytes(5)] and out.of(Device.KEYBOARD) == []
+    out.down.clear()
+    await out.wait_for(lambda: bool(out.of(Device.KEYBOARD)), timeout=1.0)
+    async with asyncio.timeout(1):
+        await c.drain()
+    # Nothing held (the release that ends the discard, and the one the aborted paste sends on
+    # its way out), none of the dropped keys.
+    assert set(out.of(Device.KEYBOARD)) == {kbd(0)}
+    assert out.of(Device.MOUSE) == [*expected, bytes(5)]
+    assert c.online is True
+    await c.close()
+
+
+def get_us_layout() -> Layout:
+    from hid.layouts import get_layout
+
+    return get_layout("us")
+
+
+def H5(buttons: int, dx: int, dy: int) -> bytes:
+    return bytes([buttons, dx & 0xFF, dy & 0xFF, 0, 0])
+
+
+class YieldingOutput(DeviceOutput):
+    """Each write takes a few loop turns (the keyboard more than the mouse), and the mouse is
+    offline for its first few attempts: independent writers would scramble the order."""
+
+    def __init__(self, mouse_failures: int) -> None:
+        super().__init__()
+        self.mouse_failures = mouse_failures
+
+    async def write(self, report: Report) -> None:
+        device = device_of(report.kind)
+        for _ in range(3 if device is Device.KEYBOARD else 1):
+            await asyncio.sleep(0)  # a yield, not a wait for time
+        if device is Device.MOUSE and self.mouse_failures:
+            self.mouse_failures -= 1
+            raise TargetOffline("mouse not yet")
+        await super().write(report)
+
+
+def interleave(c: HidController, rounds: int) -> list[tuple[Device, bytes]]:
+    """Key presses, button presses and relative moves interleaved; what each must produce."""
+    c.set_mouse_mode("relative")
+    sent: list[tuple[Device, bytes]] = []
+    for i in range(rounds):
+        code = f"Key{chr(ord('A') + i % 26)}"
+        usage = 0x04 + i % 26
+        c.key("t", code, True)
+        sent.append((Device.KEYBOARD, kbd(0, usage)))
+        c.mouse_button("t", "left", True)
+        sent.append((Device.MOUSE, bytes([1, 0, 0, 0, 0])))
+        c.mouse_rel(i % 5 + 1, -1)
+        sent.append((Device.MOUSE, H5(1, i % 5 + 1, -1)))
+        c.key("t", code, False)
+        sent.append((Device.KEYBOARD, kbd(0)))
+        c.mouse_button("t", "left", False)
+        sent.append((Device.MOUSE, bytes(5)))
+    return sent
+
+
+async def test_order_kept_per_device_when_one_device_is_overtaken() -> None:
+    out = YieldingOutput(mouse_failures=4)
+    c = HidController(out, retry_interval=0.01, discard_after=30)
+    await c.start()
+    await c.drain()
+    start = len(out.reports)
+    sent = interleave(c, 40)
+    async with asyncio.timeout(5):
+        await c.drain()
+    got = [(device_of(r.kind), r.data) for r in out.reports[start:]]
+    for device in Device:
+        assert [d for dev, d in got if dev is device] == [d for dev, d in sent if dev is device]
+    assert got != sent  # the keyboard really went ahead of the failing mouse
+    assert c.discarded == 0 and c.devices[Device.MOUSE].online is True
+    await c.close()
+
+
+async def test_order_kept_across_devices_while_both_take_reports() -> None:
+    """Ctrl+click stays Ctrl, click: while no device is offline, reports leave in call order."""
+    out = YieldingOutput(mouse_failures=0)
+    c = HidController(out, retry_interval=0.01)
+    await c.start()
+    await c.drain()
+    start = len(out.reports)
+    sent = interleave(c, 40)
+    async with asyncio.timeout(5):
+        await c.drain()
+    assert [(device_of(r.kind), r.data) for r in out.reports[start:]] == sent
+    await c.close()
+
+
+# --------------------------------------------------------------------------- real backends
+async def test_otg_wrong_mouse_path_does_not_stall_the_keyboard(tmp_path: Path) -> None:
+    """OtgOutput on FIFOs: the keyboard's exists, the mice point nowhere (a config typo)."""
+    from hid.otg import OtgOutput
+    from tests.test_otg import FifoHost, key_events
+
+    os.mkfifo(tmp_path / "hidg0")
+    keyboard = FifoHost(tmp_path / "hidg0")
+    out = OtgOutput(tmp_path / "hidg0", tmp_path / "hidg1", tmp_path / "hidg2")
+    c = HidController(out, retry_interval=0.01, discard_after=1.0)
+    try:
+        await c.start()
+        await keyboard.wait_reports(1)  # start-up: nothing held
+        c.mouse_button("web", "left", True)
+        c.mouse_abs(1000, 2000)
+        c.mouse_button("web", "right", True)
+        c.key("web", "KeyA", True)
+        c.key("web", "KeyA", False)
+        await keyboard.wait_reports(3, timeout=0.8)  # well inside the mouse's discard window
+        assert key_events(keyboard.reports[1:]) == [(0x04, True), (0x04, False)]
+        assert c.devices[Device.MOUSE].discarded == 0 and c.devices[Device.MOUSE].queued == 2
+        assert c.online is True and "hidg1" in (c.last_error or "")
+        async with asyncio.timeout(3):
+            await c.drain(Device.MOUSE)  # the mouse gives its input up on its own
+        assert c.devices[Device.MOUSE].discarded == 2 and c.mouse.buttons == 0
+        os.mkfifo(tmp_path / "hidg1")  # the path is fixed
+        mouse = FifoHost(tmp_path / "hidg1", 7)
+        assert await mouse.wait_reports(1) == [bytes([0, 0xE8, 0x03, 0xD0, 0x07, 0, 0])]
+        mouse.close()
+    finally:
+        await c.close(timeout=0.2)
+        keyboard.close()
+
+
+async def test_ch9329_link_down_is_offline_for_both_devices() -> None:
+    """One serial link carries both devices: when the chip stops answering, keyboard and mouse
+    are both offline, each gives up its own input, and each ends with nothing held."""
+    from hid.ch9329 import Ch9329Output
+    from tests.ch9329_sim import Ch9329Sim, RelMove
+
+    sim = Ch9329Sim().start()
+    out = Ch9329Output(sim.path, 115200, reply_timeout=0.05, keepalive=0)
+    c = HidController(out, retry_interval=0.01, discard_after=0.3)
+    try:
+        await c.start()
+        await c.drain()
+        sim.keyboard.clear()
+        sim.mouse_abs.clear()
+        c.set_mouse_mode("relative")
+        sim.silent = True
+        c.key("web", "ShiftLeft", True)
+        c.mouse_button("web", "left", True)
+        c.mouse_rel(10, 10)
+        async with asyncio.timeout(3):
+            await c.drain()  # both devices discard
+        assert c.online is False and c.devices[Device.MOUSE].online is False
+        assert c.devices[Device.KEYBOARD].discarded == 1 and c.devices[Device.MOUSE].discarded == 2
+        assert sim.keyboard == [] and sim.mouse_rel == []
+        sim.silent = False
+        await sim.wait_for(lambda: bool(sim.keyboard and sim.mouse_rel))
+        async with asyncio.timeout(3):
+            await c.drain()
+        assert sim.keyboard == [kbd(0)]
+        assert sim.mouse_rel == [RelMove(0, 0, 0, 0)]
+        assert c.online is True and c.devices[Device.MOUSE].online is True
+    finally:
+        await c.close(timeout=0.2)
+        sim.close()
+    assert sim.violations == []
