@@ -142,6 +142,35 @@ def _ice_urls(key: str, value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
+ProxyNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _networks(key: str, value: Any) -> tuple[ProxyNetwork, ...]:
+    """IP addresses or CIDR networks; an address is its own /32 or /128.
+
+    Host bits set (``10.0.0.1/8``) are refused as a likely typo, and so is a network holding every
+    address: trusting all peers would let any client choose the address it is throttled under.
+    """
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(
+            key, f'must be a list of IP addresses or networks such as ["10.0.0.0/8"], not {value!r}'
+        )
+    networks: list[ProxyNetwork] = []
+    for entry in value:
+        try:
+            network = ipaddress.ip_network(entry.strip(), strict=True)
+        except ValueError as exc:
+            raise ConfigError(key, f"{entry!r} is not an IP address or network: {exc}") from None
+        if network.prefixlen == 0:
+            raise ConfigError(
+                key,
+                f"{entry!r} trusts every address, so any client could pick its own; list the "
+                "proxies' addresses",
+            )
+        networks.append(network)
+    return tuple(networks)
+
+
 def _text(key: str, value: Any) -> str:
     if not isinstance(value, str):
         raise ConfigError(key, f"must be a string, not {value!r}")
@@ -190,6 +219,16 @@ _SCHEMA: dict[str, dict[str, _Key]] = {
             _optional_path,
             "TLS private key (PEM, mode 0600); default STATE_DIR/tls/key.pem",
             "/var/lib/ipkvm/tls/key.pem",
+        ),
+        "trusted_proxies": _Key(
+            [],
+            _networks,
+            "reverse proxies (IPs or CIDR networks) trusted to name the client; none by default",
+        ),
+        "proxy_header": _Key(
+            "x-forwarded-for",
+            _choice("x-forwarded-for", "forwarded"),
+            "header a trusted proxy sets: X-Forwarded-For or Forwarded (RFC 7239)",
         ),
     },
     "target": {
@@ -275,6 +314,10 @@ class ServerConfig:
     cert: Path
     """Resolved: ``server.cert`` or ``STATE_DIR/tls/cert.pem``."""
     key: Path
+    trusted_proxies: tuple[ProxyNetwork, ...] = ()
+    """Peers whose ``proxy_header`` is believed (empty: none; the TCP peer is the client)."""
+    proxy_header: str = "x-forwarded-for"
+    """``"x-forwarded-for"`` or ``"forwarded"``: the one header read from a trusted proxy."""
 
     @property
     def session_ttl(self) -> float:
@@ -423,6 +466,9 @@ class Config:
             lines.append(f"ch9329     {self.hid.ch9329.port} @ {self.hid.ch9329.baud}")
         if s.tls:
             lines.append(f"tls        {s.cert} {s.key}")
+        if s.trusted_proxies:
+            nets = " ".join(str(n) for n in s.trusted_proxies)
+            lines.append(f"proxies    {nets} ({s.proxy_header})")
         return "\n".join(lines)
 
 
@@ -507,6 +553,8 @@ def build_config(raw: Mapping[str, Any], *, path: Path | None = None) -> Config:
             session_ttl_hours=v["server.session_ttl_hours"],
             cert=v["server.cert"] or state_dir / "tls" / "cert.pem",
             key=v["server.key"] or state_dir / "tls" / "key.pem",
+            trusted_proxies=v["server.trusted_proxies"],
+            proxy_header=v["server.proxy_header"],
         ),
         target=TargetConfig(kind=kind),
         hid=HidConfig(**hid),

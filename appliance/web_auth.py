@@ -12,14 +12,20 @@ Browsers attach cookies (and cached Basic credentials) to cross-site requests, s
 request authenticated that way, and every WebSocket upgrade, must come from our own origin: an
 ``Origin`` header naming another host:port gets 403. Bearer tokens are never attached by a
 browser on its own, so API clients using them are not origin-checked (except WebSockets).
+
+Failed logins are throttled per client address (:func:`client_address`): the TCP peer, or —
+when the peer is one of ``trusted_proxies`` — the client the proxy names in its forwarding header.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import json
+import logging
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +40,12 @@ LOGIN_PATH = "/api/auth/login"
 LOGOUT_PATH = "/api/auth/logout"
 ME_PATH = "/api/auth/me"
 _MAX_LOGIN_BODY = 16 * 1024
+PROXY_HEADERS = ("x-forwarded-for", "forwarded")
+
+ProxyNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+_Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +63,8 @@ class AuthSettings:
     public_prefixes: tuple[str, ...]
     secure_cookies: bool
     login_page: str
+    trusted_proxies: tuple[ProxyNetwork, ...] = ()
+    proxy_header: str = "x-forwarded-for"
 
 
 AUTH_STORE: web.AppKey[AuthStore] = web.AppKey("ipkvm_auth_store", AuthStore)
@@ -135,6 +149,93 @@ def _is_websocket(request: web.Request) -> bool:
     return request.headers.get(hdrs.UPGRADE, "").lower() == "websocket"
 
 
+# --------------------------------------------------------------------------- client address
+
+
+def _parse_address(text: str) -> _Address | None:
+    """An address as proxies write it: ``1.2.3.4``, ``1.2.3.4:5678``, ``2001:db8::1``,
+    ``[2001:db8::1]`` or ``[2001:db8::1]:5678``. IPv4-mapped IPv6 counts as the IPv4 address
+    (a dual-stack listener reports ``::ffff:10.0.0.1`` for ``10.0.0.1``)."""
+    text = text.strip()
+    if text.startswith("["):
+        end = text.find("]")
+        rest = text[end + 1 :]
+        if end < 0 or (rest and not (rest.startswith(":") and rest[1:].isdigit())):
+            return None
+        text = text[1:end]
+    elif text.count(":") == 1:
+        text, _, port = text.partition(":")
+        if not port.isdigit():
+            return None
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+def _forwarded_for(value: str) -> str | None:
+    """The ``for=`` node of one RFC 7239 ``Forwarded`` element (quotes removed), None if absent."""
+    for pair in value.split(";"):
+        name, sep, node = pair.partition("=")
+        if sep and name.strip().lower() == "for":
+            node = node.strip()
+            if len(node) >= 2 and node[0] == node[-1] == '"':
+                node = node[1:-1]
+            return node
+    return None
+
+
+def _hops(request: web.Request, header: str) -> list[str | None]:
+    """The forwarding chain, oldest first; None marks a ``Forwarded`` element without ``for=``.
+
+    Split on every comma, quotes or not: a quote the client opens must not swallow the element a
+    trusted proxy appends after it (the walk from the right only reads the proxies' part).
+    """
+    elements = [e.strip() for v in request.headers.getall(header, ()) for e in v.split(",")]
+    if header == "forwarded":
+        return [_forwarded_for(e) for e in elements]
+    return list(elements)
+
+
+def client_address(request: web.Request) -> str | None:
+    """The address login throttling (and anything else keyed by client) should use.
+
+    The TCP peer, unless the peer is in ``trusted_proxies``: then the proxy's header
+    (``X-Forwarded-For`` or ``Forwarded: for=``, whichever ``proxy_header`` names — the other is
+    ignored, as a proxy that does not write a header passes the client's own copy through) is
+    walked from the right, skipping trusted hops; the first untrusted address is the client (the
+    leftmost when every hop is trusted). Entries left of it were written by the client and are
+    never read. A malformed entry on the way falls back to the peer. From an untrusted peer no
+    header is read at all, so a client cannot choose its address.
+    """
+    peer = request.remote
+    settings = request.app[AUTH_SETTINGS]
+    if not settings.trusted_proxies or peer is None:
+        return peer
+    trusted = settings.trusted_proxies
+    peer_ip = _parse_address(peer)
+    if peer_ip is None or not any(peer_ip in net for net in trusted):
+        return peer
+    client = peer_ip
+    for raw in reversed(_hops(request, settings.proxy_header)):
+        ip = _parse_address(raw) if raw is not None else None
+        if ip is None:
+            log.debug(
+                "malformed %s entry %r from trusted proxy %s: using the proxy's address",
+                settings.proxy_header,
+                raw,
+                peer,
+            )
+            return peer
+        client = ip
+        if not any(ip in net for net in trusted):
+            break
+    return str(client)
+
+
 # --------------------------------------------------------------------------- middleware
 
 
@@ -166,7 +267,7 @@ async def _throttled_verify(
     request: web.Request, store: AuthStore, throttle: LoginThrottle, user: str, password: str
 ) -> bool | web.Response:
     """scrypt in the thread pool, under the per-client backoff (429 when it says wait)."""
-    addr = request.remote
+    addr = client_address(request)
     wait = throttle.check(addr)
     if wait > 0:
         return _too_many(wait)
@@ -304,7 +405,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     store = request.app[AUTH_STORE]
     throttle = request.app[LOGIN_THROTTLE]
     settings = request.app[AUTH_SETTINGS]
-    wait = throttle.check(request.remote)
+    wait = throttle.check(client_address(request))
     if wait > 0:
         return _too_many(wait)
     raw = await request.content.read(_MAX_LOGIN_BODY + 1)
@@ -364,12 +465,20 @@ def setup_auth(
     secure_cookies: bool,
     throttle: LoginThrottle | None = None,
     login_page: str = "/login",
+    trusted_proxies: Iterable[ProxyNetwork | str] = (),
+    proxy_header: str = "x-forwarded-for",
 ) -> None:
     """Install the middleware, the login/logout/me routes and security headers on ``app``.
 
     Call before other middlewares are appended that need ``request[AUTH]``. ``throttle`` is
     injectable (tests use a fake clock); the default is 3 free tries then 1 s, 2 s ... 5 min.
+    ``trusted_proxies`` (``server.trusted_proxies``) and ``proxy_header`` (``server.proxy_header``)
+    decide :func:`client_address`; ``secure_cookies`` alone decides the cookie's ``Secure`` flag
+    (no forwarded header changes it).
     """
+    if proxy_header not in PROXY_HEADERS:
+        raise ValueError(f"proxy_header must be one of {PROXY_HEADERS}, not {proxy_header!r}")
+    networks = tuple(ipaddress.ip_network(n) if isinstance(n, str) else n for n in trusted_proxies)
     app[AUTH_STORE] = store
     app[LOGIN_THROTTLE] = throttle if throttle is not None else LoginThrottle()
     app[AUTH_SETTINGS] = AuthSettings(
@@ -377,6 +486,8 @@ def setup_auth(
         public_prefixes=tuple(public_prefixes),
         secure_cookies=secure_cookies,
         login_page=login_page,
+        trusted_proxies=networks,
+        proxy_header=proxy_header,
     )
     app.middlewares.append(auth_middleware)
     app.router.add_post(LOGIN_PATH, login)

@@ -88,6 +88,38 @@ def test_file_values_and_paths(tmp_path: Path) -> None:
         ("[server]\nsession_ttl_hours = 0\n", "server.session_ttl_hours", "out of range"),
         ('[gadget]\nname = "../x"\n', "gadget.name", "must be a simple name"),
         ('[hid]\noutput = "usb"\n', "hid.output", "'auto', 'demo', 'otg', 'ch9329'"),
+        (
+            '[server]\ntrusted_proxies = ["10.0.0.0/33"]\n',
+            "server.trusted_proxies",
+            "server.trusted_proxies: '10.0.0.0/33' is not an IP address or network",
+        ),
+        (
+            '[server]\ntrusted_proxies = ["127.0.0.1", "proxy.example"]\n',
+            "server.trusted_proxies",
+            "'proxy.example' is not an IP address or network",
+        ),
+        (
+            '[server]\ntrusted_proxies = ["10.0.0.1/8"]\n',
+            "server.trusted_proxies",
+            "10.0.0.1/8 has host bits set",
+        ),
+        ('[server]\ntrusted_proxies = ["::/0"]\n', "server.trusted_proxies", "trusts every"),
+        ('[server]\ntrusted_proxies = "10.0.0.1"\n', "server.trusted_proxies", "must be a list"),
+        (
+            '[server]\nproxy_header = "X-Real-IP"\n',
+            "server.proxy_header",
+            "must be one of 'x-forwarded-for', 'forwarded'",
+        ),
+        (
+            '[server]\ntrusted_proxy = ["10.0.0.1"]\n',
+            "server.trusted_proxy",
+            "did you mean 'server.trusted_proxies'?",
+        ),
+        (
+            '[webrtc]\ntrusted_proxies = ["10.0.0.1"]\n',
+            "webrtc.trusted_proxies",
+            "did you mean 'server.trusted_proxies'?",
+        ),
     ],
 )
 def test_errors_name_the_key(tmp_path: Path, text: str, key: str, message: str) -> None:
@@ -178,3 +210,24 @@ def test_video_stream_and_webrtc_keys(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(cfg)
     assert info.value.key == "webrtc.ice_urls" and "http://not-ice" in str(info.value)
+
+
+def test_trusted_proxies(tmp_path: Path) -> None:
+    assert load_config(None).server.trusted_proxies == ()  # trust no proxy: the TCP peer counts
+    assert load_config(None).server.proxy_header == "x-forwarded-for"
+    c = load_config(
+        write(
+            tmp_path,
+            '[server]\ntrusted_proxies = ["127.0.0.1", "10.0.0.0/8", "2001:db8::/64", "::1"]\n'
+            'proxy_header = "forwarded"\n',
+        )
+    )
+    assert [str(n) for n in c.server.trusted_proxies] == [
+        "127.0.0.1/32",
+        "10.0.0.0/8",
+        "2001:db8::/64",
+        "::1/128",
+    ]
+    assert c.server.proxy_header == "forwarded"
+    assert "proxies    127.0.0.1/32 10.0.0.0/8 2001:db8::/64 ::1/128 (forwarded)" in c.summary()
+    assert c.with_overrides(listen="0.0.0.0:443").server.trusted_proxies == c.server.trusted_proxies
