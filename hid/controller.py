@@ -171,6 +171,7 @@ class HidController:
             lane.idle.set()
         self._seq = 0  # seq of the last queued report
         self._progress = asyncio.Event()  # replaced whenever a head is written or stalls
+        self._held = 0  # writers waiting on _progress
         self._published: tuple[bool | None, ...] = self._online_snapshot()
         self._listeners: list[StateListener] = []
         self._typing_lock = asyncio.Lock()
@@ -559,8 +560,9 @@ class HidController:
     # ----------------------------------------------------------------- the writers
     def _kick(self) -> None:
         """Wake writers waiting for another device's head to move."""
-        self._progress.set()
-        self._progress = asyncio.Event()
+        if self._held:
+            self._progress.set()
+            self._progress = asyncio.Event()
 
     def _hold_time(self, lane: _Lane, entry: _Entry, now: float) -> float | None:
         """None when *entry* may be written now; else how long at most to wait before asking
@@ -597,9 +599,13 @@ class HidController:
             progress = self._progress
             hold = self._hold_time(lane, entry, loop.time())
             if hold is not None:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(None if hold == math.inf else hold):
-                        await progress.wait()
+                self._held += 1
+                try:
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(None if hold == math.inf else hold):
+                            await progress.wait()
+                finally:
+                    self._held -= 1
                 continue
             lane.inflight, lane.inflight_since = entry, loop.time()
             self._kick()  # writers held by this head now count down to overtaking it

@@ -369,6 +369,38 @@ async def test_offline_keyboard_does_not_hold_the_mouse_and_discards_on_its_own(
     await c.close()
 
 
+class HangingMouseOutput(DeviceOutput):
+    """The mouse endpoint takes a report and never completes (a host that stopped polling it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hang = asyncio.Event()
+        self.hanging = asyncio.Event()
+
+    async def write(self, report: Report) -> None:
+        if device_of(report.kind) is Device.MOUSE and not self.hang.is_set():
+            self.hanging.set()
+            await asyncio.Event().wait()  # until the controller's write timeout
+        await super().write(report)
+
+
+async def test_keys_overtake_a_mouse_write_that_hangs() -> None:
+    out = HangingMouseOutput()
+    out.hang.set()
+    c = HidController(out, retry_interval=0.01, write_timeout=30, overtake_after=0.05)
+    await c.start()
+    await c.drain()
+    out.hang.clear()
+    c.mouse_button("web", "left", True)  # queued first: its write hangs
+    async with asyncio.timeout(1):
+        await out.hanging.wait()
+    expected = tap(c, "KeyO", "KeyK")
+    # Not after the 30 s write timeout: once the mouse's write is overdue, keys go past it.
+    await out.wait_for(lambda: out.of(Device.KEYBOARD)[1:] == expected, timeout=1.0)
+    assert c.devices[Device.MOUSE].queued == 1 and c.online is True
+    await c.close(timeout=0.05)
+
+
 def get_us_layout() -> Layout:
     from hid.layouts import get_layout
 
