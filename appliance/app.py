@@ -80,6 +80,8 @@ def create_app(
         public_paths=PUBLIC_PATHS,
         public_prefixes=PUBLIC_PREFIXES,
         secure_cookies=secure_cookies,
+        trusted_proxies=appliance.config.server.trusted_proxies,
+        proxy_header=appliance.config.server.proxy_header,
     )
     app.add_routes(routes)
     app.add_routes(api_hid.routes)

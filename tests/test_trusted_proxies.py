@@ -229,11 +229,6 @@ async def test_forwarded_proto_does_not_change_the_secure_cookie(
     assert ("; Secure" in cookie) is secure, cookie
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="appliance/app.py create_app does not yet pass config.server.trusted_proxies / "
-    "proxy_header to setup_auth (a one-line change outside this change's files)",
-)
 async def test_appliance_reads_trusted_proxies_from_its_config(tmp_path: Path) -> None:
     srv, runner = await start_server(tmp_path, '[server]\ntrusted_proxies = ["127.0.0.1"]\n')
     try:
