@@ -10,7 +10,7 @@ from aiohttp import web
 
 from appliance.httpjson import fail, get_field, json_response, read_json
 from appliance.runtime import APPLIANCE, Appliance
-from hid.controller import Pacing, TypingAborted
+from hid.controller import Device, Pacing, TypingAborted
 from hid.keymap import UnknownKey
 from hid.keynames import parse_chords
 from hid.reports import ABS_MAX, BUTTONS
@@ -157,13 +157,13 @@ async def mouse(request: web.Request) -> web.Response:
         if button not in BUTTONS:
             fail(400, f"unknown button {button!r}; expected one of {', '.join(BUTTONS)}")
         hid.mouse_button("api", button, True)
-        await hid.drain()
+        await hid.drain(Device.MOUSE)
         await asyncio.sleep(0.05)
         hid.mouse_button("api", button, False)
     wheel = get_field(data, "wheel", int, 0)
     if wheel:
         hid.mouse_wheel(max(-1000, min(1000, wheel)))
-    await hid.drain()
+    await hid.drain(Device.MOUSE)  # a keyboard backlog must not hold a mouse call
     return json_response({})
 
 

@@ -138,6 +138,8 @@ class Appliance:
                 "queued": hid.queued,
                 "layout": self.config.hid.layout,
                 "error": hid.last_error,
+                # Which device is the problem when only one is (e.g. a wrong mouse path).
+                "devices": {d.value: st.as_dict() for d, st in hid.devices.items()},
             },
             "video": {
                 "status": signal.status,

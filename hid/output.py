@@ -52,7 +52,12 @@ OnlineListener = Callable[[bool, str | None], None]
 
 
 class HidOutput(abc.ABC):
-    """Deliver reports to the target, one at a time, and surface LEDs."""
+    """Deliver reports to the target and surface LEDs.
+
+    The controller calls :meth:`write` one at a time per device, but the keyboard's and the
+    mouse's writes may overlap: a backend with one shared channel (a serial chip, a QMP socket)
+    serialises them itself.
+    """
 
     name: str = "output"
 

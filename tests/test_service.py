@@ -341,3 +341,18 @@ async def test_favicon_is_served_without_login(server: Server) -> None:
             assert r.status == 200
             assert r.content_type == "image/svg+xml"
             assert b"<svg" in await r.read()
+
+
+async def test_state_reports_each_hid_device(server: Server) -> None:
+    async with aiohttp.ClientSession(base_url=server.url, headers=server.basic()) as s:
+        async with s.post("/api/hid/keys", json={"keys": "a"}) as r:
+            assert r.status == 200
+        async with s.get("/api/state") as r:
+            hid = (await r.json())["hid"]
+    assert set(hid["devices"]) == {"keyboard", "mouse"}
+    assert hid["devices"]["keyboard"] == {
+        "online": True,
+        "error": None,
+        "queued": 0,
+        "discarded": 0,
+    }
