@@ -136,8 +136,12 @@ export class Ui {
     const pill = this.$("hid-status");
     // online is null until the first report was written: the link state is not known yet.
     const online = hid.online === true ? "online" : hid.online === false ? "offline" : "idle";
-    pill.textContent = `HID ${online}`;
-    pill.dataset.kind = { online: "ok", offline: "bad", idle: "" }[online];
+    // The keyboard decides "online"; a mouse that alone is offline (a wrong device path, an
+    // endpoint the host stopped polling) is shown too, or the pointer would just seem dead.
+    const mouse = (hid.devices || {}).mouse;
+    const mouseOff = online === "online" && mouse && mouse.online === false;
+    pill.textContent = mouseOff ? "HID online · mouse offline" : `HID ${online}`;
+    pill.dataset.kind = mouseOff ? "bad" : { online: "ok", offline: "bad", idle: "" }[online];
     pill.title = hid.error
       ? `HID: ${hid.error}`
       : online === "idle"
