@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 
 from appliance import screen
+from capture.demo import DemoMachine
 from capture.frame import Image
 from capture.hub import FrameHub
+from hid.reports import keyboard_report
 
 needs_tesseract = pytest.mark.skipif(
     screen.tesseract_path() is None,
@@ -109,6 +111,157 @@ def test_find_text_in_tsv_words() -> None:
     assert screen.find_text(words, "Setup Exit") is None  # different lines
     assert screen.similarity(words, "Setup Exit") == 1.0
     assert screen.similarity(words, "Boot Menu") == 0.0
+
+
+# ------------------------------------------------------------ coarse-to-fine template matching
+RIGHT_ARROW = 0x4F
+
+
+def demo_screens(width: int, height: int) -> tuple[DemoMachine, Image, Image]:
+    """The demo BIOS's Main tab and, after two presses of the right arrow, its Boot tab."""
+    machine = DemoMachine(width, height)
+    main = machine.render().copy()
+    for _ in range(2):
+        machine.feed(keyboard_report(0, [RIGHT_ARROW]))
+        machine.feed(keyboard_report(0, []))
+    boot = machine.render().copy()
+    assert machine.state()["tab"] == "Boot"
+    return machine, main, boot
+
+
+def capture_like(image: Image) -> Image:
+    """What a capture dongle delivers: JPEG blocks and a brightness shift."""
+    ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 70])
+    assert ok
+    decoded = cv2.imdecode(jpeg, cv2.IMREAD_COLOR).astype(np.int16) + 6
+    return np.clip(decoded, 0, 255).astype(np.uint8)
+
+
+def cuts(machine: DemoMachine, width: int, height: int) -> dict[str, tuple[int, int, int, int]]:
+    """Distinctive rectangles of the Main screen, from a small icon to a large panel, several of
+    them touching an edge of the picture (where the coarse grid and the windows are clipped)."""
+    s = width / 1280
+    ix, iy, iw, ih = machine.item_rect("Main", "System Language")
+    return {
+        "tab": machine.tab_rect("Main"),
+        "item line": (ix, iy, iw // 2, ih),
+        "cursor icon": (int(630 * s), int(355 * s), int(40 * s), int(30 * s)),
+        "odd offset": (ix + 13, iy - 3, int(301 * s), ih + 5),
+        "top-left corner": (0, 0, int(300 * s), int(60 * s)),
+        "bottom-left corner": (0, height - int(35 * s), int(300 * s), int(35 * s)),
+        "bottom-right LEDs": (
+            width - int(290 * s),
+            height - int(36 * s),
+            int(290 * s),
+            int(36 * s),
+        ),
+        "right-edge help": (width - int(375 * s), int(88 * s), int(375 * s), int(54 * s)),
+        "large panel": (int(16 * s), int(80 * s), int(600 * s), int(300 * s)),
+    }
+
+
+def no_fallback(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count full searches inside match_template: the templates here must not need one."""
+    calls: list[int] = []
+    full = screen.match_template_full
+
+    def counted(*args: object, **kwargs: object) -> screen.Match:
+        calls.append(1)
+        return full(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(screen, "match_template_full", counted)
+    return calls
+
+
+@pytest.mark.parametrize("size", [(1280, 720), (1920, 1080)])
+@pytest.mark.parametrize("degrade", [False, True], ids=["exact", "captured"])
+def test_coarse_to_fine_finds_what_the_full_search_finds(
+    size: tuple[int, int], degrade: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    machine, main, _ = demo_screens(*size)
+    frame = capture_like(main) if degrade else main
+    expected = {}
+    for name, (x, y, w, h) in cuts(machine, *size).items():
+        tpl = main[y : y + h, x : x + w].copy()
+        expected[name] = (tpl, (x, y), screen.match_template_full(frame, tpl))
+    calls = no_fallback(monkeypatch)
+    for name, (tpl, at, full) in expected.items():
+        prepared = screen.prepare_template(tpl)
+        assert prepared.factor > 1, name  # the coarse stage really runs
+        fast = screen.match_template(frame, prepared, threshold=0.9)
+        assert (fast.x, fast.y, fast.w, fast.h) == (full.x, full.y, full.w, full.h), name
+        assert (fast.x, fast.y) == at, name
+        assert fast.score == pytest.approx(full.score, abs=1e-3), name
+        assert fast.score > (0.93 if degrade else 0.999), name
+    assert not calls
+
+
+def test_coarse_to_fine_inside_a_region() -> None:
+    machine, main, _ = demo_screens(1280, 720)
+    x, y, w, h = machine.item_rect("Main", "Quiet Boot")
+    tpl = main[y : y + h, x : x + w // 2].copy()
+    region = (x + 5 - 5, y - 40, w // 2 + 90, h + 70)
+    fast = screen.match_template(main, tpl, region=region)
+    assert fast == screen.match_template_full(main, tpl, region=region)
+    assert (fast.x, fast.y) == (x, y)
+
+
+@pytest.mark.parametrize("size", [(1280, 720), (1920, 1080)])
+def test_an_absent_template_is_not_found(size: tuple[int, int]) -> None:
+    machine, main, boot = demo_screens(*size)
+    for item in ("Boot Mode", "Fast Boot", "Boot NumLock State"):
+        x, y, w, h = machine.item_rect("Boot", item)
+        tpl = boot[y : y + h, x : x + w].copy()
+        assert screen.prepare_template(tpl).factor > 1
+        full = screen.match_template_full(main, tpl)
+        fast = screen.match_template(main, tpl, threshold=0.9)
+        assert full.score < 0.9
+        # A real full-resolution score, so never above the best the full search saw.
+        assert fast.score < 0.9
+        assert fast.score <= full.score + 1e-4
+        assert fast.score == pytest.approx(
+            screen.match_template_full(main, tpl, (fast.x, fast.y, fast.w, fast.h)).score, abs=1e-3
+        )
+
+
+def test_tiny_and_oversized_templates_behave_as_before() -> None:
+    _, main, _ = demo_screens(1280, 720)
+    tiny = main[95:101, 32:40].copy()  # a few pixels of "BIOS Vendor"
+    assert screen.prepare_template(tiny).factor == 1
+    assert screen.match_template(main, tiny) == screen.match_template_full(main, tiny)
+    thin = main[86:94, 16:400].copy()  # long but 8 px tall: no coarse stage either
+    assert screen.prepare_template(thin).factor == 1
+    assert screen.match_template(main, thin) == screen.match_template_full(main, thin)
+    with pytest.raises(screen.ScreenError, match="larger than the searched area 1280x720"):
+        screen.match_template(main, np.vstack([main, main[:10]]))
+    with pytest.raises(screen.ScreenError, match="larger than the searched area 1280x720"):
+        screen.match_template_full(main, np.hstack([main, main[:, :10]]))
+    # The whole frame as its own template: one position, found exactly.
+    whole = screen.match_template(main, main)
+    assert (whole.x, whole.y, whole.w, whole.h) == (0, 0, 1280, 720)
+    assert whole.score > 0.999
+
+
+def test_a_flat_colour_template_is_refused_whatever_the_colour() -> None:
+    ok, png = cv2.imencode(".png", blue_screen(20, 10))
+    assert ok
+    with pytest.raises(screen.ScreenError, match="flat colour"):
+        screen.decode_png(png.tobytes())
+
+
+async def test_wait_finds_a_demo_template_once_the_screen_changes() -> None:
+    machine, main, boot = demo_screens(1280, 720)
+    x, y, w, h = machine.item_rect("Boot", "Boot Mode")
+    tpl = boot[y : y + h, x : x + w].copy()
+    hub = FrameHub()
+    hub.publish(main)
+    waiter = asyncio.create_task(screen.wait_for_image(hub, tpl, timeout=5))
+    await asyncio.sleep(0.05)
+    assert not waiter.done()
+    hub.publish(boot)
+    found = await waiter
+    assert (found.x, found.y, found.w, found.h) == (x, y, w, h)
+    assert found.score > 0.999
 
 
 @needs_tesseract
