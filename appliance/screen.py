@@ -4,8 +4,11 @@ Matching runs only when the picture changed (``FrameHub.next_frame(seq, changed_
 static BIOS screen costs one match, not thirty a second. The CPU work — OpenCV ``matchTemplate``
 with ``TM_CCOEFF_NORMED`` (a score in -1..1 that ignores uniform brightness shifts, which is what
 a capture dongle's colour drift looks like) and the image preparation for OCR — runs in the
-default thread pool; OCR itself is the ``tesseract`` program run as an asyncio subprocess, so the
-event loop never blocks and a stuck OCR run is killed when the wait ends.
+default thread pool. Template matching is coarse to fine (:func:`match_template`): a full-
+resolution search of every position costs ~70 ms per 720p frame here and several times that on a
+Raspberry Pi, so a waiting script would keep a core busy and notice its screen late. OCR itself
+is the ``tesseract`` program run as an asyncio subprocess, so the event loop never blocks and a
+stuck OCR run is killed when the wait ends.
 """
 
 from __future__ import annotations
