@@ -17,6 +17,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -123,6 +124,17 @@ def demo_config(width: int, height: int, fps: int = 30, stamp: bool = True) -> s
         f"[demo]\nwidth = {width}\nheight = {height}\nstamp = {'true' if stamp else 'false'}\n"
         f"[video]\nfps = {fps}\n[stream]\nmax_fps = {fps}\n"
     )
+
+
+def median_ms(func: Callable[[], object], repeat: int) -> float:
+    """Median wall time of *func* in ms over *repeat* calls, after one warm-up call."""
+    func()  # warm-up (font loading, allocator, caches)
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        func()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1000
 
 
 def percentile(values: list[float], p: float) -> float:

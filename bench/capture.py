@@ -16,16 +16,17 @@ import random
 import statistics
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 # Run as a script, this file's directory comes first on sys.path and "capture" would be this file.
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+sys.path.insert(0, str(_HERE.parent))
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
+from bench.appliance_proc import median_ms  # noqa: E402
 from capture.demo import DemoMachine, DemoSource, decode_stamp  # noqa: E402
 from capture.frame import Frame  # noqa: E402
 from capture.hub import FrameHub  # noqa: E402
@@ -35,16 +36,6 @@ from hid.demo import DemoOutput  # noqa: E402
 from hid.reports import abs_mouse_report, keyboard_report  # noqa: E402
 
 SIZES = ((1280, 720), (1920, 1080))
-
-
-def median_ms(func: Callable[[], object], repeat: int) -> float:
-    func()  # warm-up (font loading, allocator)
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        func()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1000
 
 
 def bench_size(width: int, height: int, repeat: int) -> dict[str, float]:

@@ -14,10 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
-import time
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -27,7 +24,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent))
 
 from appliance import screen  # noqa: E402
-from bench.appliance_proc import table  # noqa: E402
+from bench.appliance_proc import median_ms, table  # noqa: E402
 from capture.demo import DemoMachine  # noqa: E402
 from capture.frame import Image  # noqa: E402
 from hid.reports import keyboard_report  # noqa: E402
@@ -35,16 +32,6 @@ from hid.reports import keyboard_report  # noqa: E402
 SIZES = ((1280, 720), (1920, 1080))
 RIGHT_ARROW = 0x4F
 THRESHOLD = 0.9
-
-
-def median_ms(func: Callable[[], object], repeat: int) -> float:
-    func()  # warm-up
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        func()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1000
 
 
 def screens(width: int, height: int) -> tuple[DemoMachine, Image, Image]:
