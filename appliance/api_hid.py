@@ -14,6 +14,7 @@ from hid.controller import Device, Pacing, TypingAborted
 from hid.keymap import UnknownKey
 from hid.keynames import parse_chords
 from hid.reports import ABS_MAX, BUTTONS
+from hid.text import plan_text
 
 MAX_TYPE_CHARS = 200_000
 routes = web.RouteTableDef()
@@ -53,6 +54,7 @@ async def type_text(request: web.Request) -> web.StreamResponse:
     wait = get_field(data, "wait", bool, True)
     _require_online(appliance)
     pacing = Pacing(pacing_ms / 1000, pacing_ms / 1000)
+    plan = plan_text(text, layout)  # once: the typing task and the 202's untypable list share it
     job = appliance.jobs.next_id()
     last_sent = 0.0
 
@@ -69,7 +71,7 @@ async def type_text(request: web.Request) -> web.StreamResponse:
     async def run() -> dict[str, Any]:
         result: dict[str, Any]
         try:
-            res = await appliance.hid.type_text(text, layout, pacing, progress)
+            res = await appliance.hid.type_text(plan, layout, pacing, progress)
             result = {"job": job, **res.as_dict()}
         except TypingAborted as exc:
             result = {"job": job, "error": str(exc), "typed": exc.typed}
@@ -85,7 +87,7 @@ async def type_text(request: web.Request) -> web.StreamResponse:
     task = asyncio.create_task(run(), name=f"type-{job}")
     appliance.jobs.tasks[job] = task
     if not wait:
-        untypable = _layout_preview(text, layout)
+        untypable = [u.as_dict() for u in plan.untypable]
         return json_response({"job": job, "untypable": untypable}, status=202)
     try:
         result = await asyncio.shield(task)
@@ -96,12 +98,6 @@ async def type_text(request: web.Request) -> web.StreamResponse:
     if "error" in result:
         fail(409 if result["error"] == "cancelled" else 503, result["error"], **result)
     return json_response(result)
-
-
-def _layout_preview(text: str, layout: Any) -> list[dict[str, object]]:
-    from hid.text import plan_text
-
-    return [u.as_dict() for u in plan_text(text, layout).untypable]
 
 
 @routes.post("/api/hid/type/cancel")

@@ -418,7 +418,7 @@ class HidController:
     # ----------------------------------------------------------------- typing
     async def type_text(
         self,
-        text: str,
+        text: str | TextPlan,
         layout: Layout,
         pacing: Pacing | None = None,
         progress: ProgressCallback | None = None,
@@ -430,7 +430,8 @@ class HidController:
         are released either way.
         """
         pacing = pacing or Pacing()
-        plan = plan_text(text, layout)
+        # A caller that already planned the text (to report what is untypable) passes the plan.
+        plan = text if isinstance(text, TextPlan) else plan_text(text, layout)
         async with self._typing_lock:
             generation = self._lanes[Device.KEYBOARD].generation
             # Layouts give strokes for Caps Lock off. When the target says it is on, switch it
