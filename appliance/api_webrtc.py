@@ -51,11 +51,6 @@ class WebRtcService:
         self._lock = asyncio.Lock()
 
     @property
-    def loaded(self) -> bool:
-        """True once aiortc has been imported for a viewer."""
-        return self._peers is not None
-
-    @property
     def peers(self) -> dict[str, Peer]:
         """The connected peers (none before the first offer)."""
         return self._peers.peers if self._peers is not None else {}
