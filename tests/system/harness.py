@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -34,6 +35,8 @@ RECIPE = ["image", "systemd", "pyproject.toml"]
 ARTEFACTS = ("vmlinuz", "initrd.img", "root.img", "data.img")
 ADMIN_PASSWORD = "systest-admin-pw"
 HOSTNAME = "systest-kvm"
+DATA_DISK_MB = 256  # the data disk as the VM sees it: larger than data.img, like a card
+DNS_PROBE = "deb.debian.org"  # a name the host may resolve; QEMU's DNS (10.0.2.3) forwards there
 
 
 def log(message: str) -> None:
@@ -109,12 +112,24 @@ def boot_disk(run: Path) -> Path:
     return disk
 
 
+def host_dns(out: Path) -> None:
+    """Tell the guest whether the host resolves DNS_PROBE: QEMU's user-mode DNS forwards to the
+    host's resolver, so the guest must resolve it too, through the DHCP-provided server."""
+    try:
+        addresses = sorted({str(a[4][0]) for a in socket.getaddrinfo(DNS_PROBE, 80)})
+    except OSError:
+        addresses = []
+    (out / "host-dns.json").write_text(json.dumps({"name": DNS_PROBE, "addresses": addresses}))
+
+
 def run_vm(image: Path, run: Path, timeout: float) -> tuple[int | None, float]:
     out = run / "out"
     out.mkdir()
     os.chmod(out, 0o777)
     data = run / "data.img"
     shutil.copyfile(image / "data.img", data)
+    os.truncate(data, DATA_DISK_MB * 1048576)  # ipkvm-growdata grows /data to this at first boot
+    host_dns(out)
     boot = boot_disk(run)
     console = run / "console.log"
     cmd = [
@@ -151,6 +166,9 @@ def run_vm(image: Path, run: Path, timeout: float) -> tuple[int | None, float]:
         f"local,path={out},mount_tag=out,security_model=none",
         "-device",
         "virtio-rng-pci",
+        # user-mode network: DHCP (10.0.2.15), DNS server 10.0.2.3 handed to systemd-resolved
+        "-nic",
+        "user,model=virtio-net-pci",
     ]
     log("booting the VM (TCG) ...")
     started = time.monotonic()
