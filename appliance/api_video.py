@@ -46,11 +46,10 @@ async def stream_mjpeg(request: web.Request) -> web.StreamResponse:
         }
     )
     await resp.prepare(request)
-    interval = 1.0 / max_fps
     frame = appliance.hub.latest
     try:
         with appliance.stream():
-            await _stream_parts(resp, appliance, frame, interval, quality)
+            await _stream_parts(resp, appliance, frame, max_fps, quality)
     except ConnectionResetError:
         pass  # the viewer went away
     return resp
@@ -60,11 +59,11 @@ async def _stream_parts(
     resp: web.StreamResponse,
     appliance: Appliance,
     frame: Frame | None,
-    interval: float,
+    max_fps: float,
     quality: int,
 ) -> None:
     hub = appliance.hub
-    pacer = FramePacer(1.0 / interval)  # caps the rate without delaying a source at the cap
+    pacer = FramePacer(max_fps)  # caps the rate without delaying a source at the cap
     while True:
         if frame is not None:
             rest = pacer.delay()

@@ -225,6 +225,18 @@ async ([module, name, seconds, options, cheap]) => {
 """
 
 
+def api_login(page: Any, url: str, password: str) -> int:
+    """Log *page* in through the login API (the session cookie lands in its context)."""
+    page.goto(f"{url}/login")
+    status: int = page.evaluate(
+        """async (pw) => (await fetch("/api/auth/login", {method: "POST",
+           headers: {"Content-Type": "application/json"},
+           body: JSON.stringify({user: "admin", password: pw})})).status""",
+        password,
+    )
+    return status
+
+
 def measure(
     url: str, password: str, transport: str, seconds: float, cheap: bool = True
 ) -> dict[str, Any]:
@@ -237,13 +249,7 @@ def measure(
             page = browser.new_page(viewport={"width": 1920, "height": 1080})
             errors: list[str] = []
             page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(f"{url}/login")
-            status = page.evaluate(
-                """async (pw) => (await fetch("/api/auth/login", {method: "POST",
-                   headers: {"Content-Type": "application/json"},
-                   body: JSON.stringify({user: "admin", password: pw})})).status""",
-                password,
-            )
+            status = api_login(page, url, password)
             if status != 200:
                 raise RuntimeError(f"login failed: HTTP {status}")
             result: dict[str, Any] = page.evaluate(

@@ -15,7 +15,6 @@ from aiortc import rtp as aiortc_rtp
 
 from appliance.rtp_playout import PLAYOUT_DELAY_URI, PlayoutDelayMap, playout_delay_value
 from tests.conftest import Server, start_server
-from tests.test_webrtc import auth
 
 OFFERED_ID = 12
 
@@ -88,7 +87,7 @@ async def watch(srv: Server, offered: bool) -> tuple[str, list[list[tuple[int, b
     try:
         await pc.setLocalDescription(await pc.createOffer())
         offer = with_extension(pc.localDescription.sdp, offered)
-        async with aiohttp.ClientSession(headers=auth(srv)) as session:
+        async with aiohttp.ClientSession(headers=srv.basic()) as session:
             async with session.post(
                 f"{srv.url}/api/webrtc/offer", json={"sdp": offer, "type": "offer"}
             ) as resp:

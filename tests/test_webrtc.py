@@ -5,7 +5,6 @@ demo target, and a closed peer's keys are released."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -39,11 +38,6 @@ async def stamped(tmp_path: Path) -> AsyncIterator[Server]:
         yield srv
     finally:
         await runner.cleanup()
-
-
-def auth(srv: Server) -> dict[str, str]:
-    token = base64.b64encode(f"admin:{srv.password}".encode()).decode()
-    return {"Authorization": f"Basic {token}"}
 
 
 @dataclass
@@ -86,7 +80,7 @@ async def connect(srv: Server, codec: str | None = None) -> Viewer:
     viewer = Viewer(pc, transceiver, input_channel, pointer, track)
     input_channel.on("message", lambda m: viewer.replies.put_nowait(json.loads(m)))
     await pc.setLocalDescription(await pc.createOffer())
-    async with aiohttp.ClientSession(headers=auth(srv)) as session:
+    async with aiohttp.ClientSession(headers=srv.basic()) as session:
         async with session.post(
             f"{srv.url}/api/webrtc/offer",
             json={"sdp": pc.localDescription.sdp, "type": "offer"},
@@ -204,7 +198,7 @@ async def test_vp8_only_browser_gets_vp8(stamped: Server) -> None:
 
 
 async def test_bad_offer_is_a_400(stamped: Server) -> None:
-    async with aiohttp.ClientSession(headers=auth(stamped)) as session:
+    async with aiohttp.ClientSession(headers=stamped.basic()) as session:
         async with session.post(
             f"{stamped.url}/api/webrtc/offer", json={"sdp": "hello", "type": "offer"}
         ) as resp:
@@ -227,8 +221,7 @@ async def main():
     with tempfile.TemporaryDirectory() as tmp:
         srv, runner = await start_server(pathlib.Path(tmp))
         try:
-            async with aiohttp.ClientSession(headers={"Authorization": "Basic " + __import__(
-                    "base64").b64encode(f"admin:{srv.password}".encode()).decode()}) as s:
+            async with aiohttp.ClientSession(headers=srv.basic()) as s:
                 async with s.get(srv.url + "/api/health") as r:
                     assert r.status == 200
                 async with s.post(srv.url + "/api/webrtc/offer", json={"sdp": "x"}) as r:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bench.latency import MEASURE_JS, TRANSPORTS
+from bench.latency import MEASURE_JS, TRANSPORTS, api_login
 from tests.browser.conftest import Server, start_server
 
 
@@ -27,14 +27,7 @@ def test_transport_shows_fresh_stamped_frames(
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     try:
-        page.goto(f"{stamped_server.url}/login")
-        status = page.evaluate(
-            """async (pw) => (await fetch("/api/auth/login", {method: "POST",
-               headers: {"Content-Type": "application/json"},
-               body: JSON.stringify({user: "admin", password: pw})})).status""",
-            stamped_server.password,
-        )
-        assert status == 200
+        assert api_login(page, stamped_server.url, stamped_server.password) == 200
         module, name, options = TRANSPORTS[transport]
         result = page.evaluate(MEASURE_JS, [module, name, 5, options, True])
     finally:
@@ -57,13 +50,7 @@ def test_webrtc_answer_asks_chromium_to_render_at_once(
     packet, tests/test_rtp_playout.py), so Chromium shows frames without its smoothing delay."""
     page = browser.new_page()
     try:
-        page.goto(f"{stamped_server.url}/login")
-        page.evaluate(
-            """async (pw) => (await fetch("/api/auth/login", {method: "POST",
-               headers: {"Content-Type": "application/json"},
-               body: JSON.stringify({user: "admin", password: pw})})).status""",
-            stamped_server.password,
-        )
+        assert api_login(page, stamped_server.url, stamped_server.password) == 200
         sdp = page.evaluate(
             """async () => {
               const { WebRtcTransport } = await import("/static/js/transport-webrtc.js");
