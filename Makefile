@@ -16,8 +16,7 @@ demo: $(STAMP)
 	@sh scripts/system-deps --demo
 	$(PY) -m appliance serve --target demo --listen $(LISTEN) --state-dir $(STATE)
 
-test: $(STAMP) system-deps
-	$(PY) -m ruff check .
+test: $(STAMP) system-deps lint
 	$(PY) -m pytest -q -ra $(PYTEST_ARGS)
 	$(MAKE) system-test
 
@@ -34,10 +33,14 @@ IMAGE_OUT ?= build/image-$(FLAVOUR)
 image: $(STAMP)
 	sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; $$sudo image/build $(FLAVOUR) $(IMAGE_OUT)
 
+# Python scripts installed without a .py suffix (ruff finds them through extend-include).
+PY_SCRIPTS := image/flash image/rootfs/usr/lib/ipkvm/growdata systemd/firstboot systemd/gadget-from-config
+
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m mypy
+	$(VENV)/bin/lint-imports
+	$(MAKE) --no-print-directory typecheck
 
 format: $(STAMP)
 	$(PY) -m ruff format .
@@ -45,6 +48,7 @@ format: $(STAMP)
 
 typecheck: $(STAMP)
 	$(PY) -m mypy
+	@for f in $(PY_SCRIPTS); do echo "mypy $$f"; $(PY) -m mypy --strict --scripts-are-modules $$f || exit 1; done
 
 bench: $(STAMP)
 	$(PY) bench/hid.py

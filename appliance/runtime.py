@@ -16,11 +16,10 @@ from aiohttp import web
 from appliance import __version__
 from hid.controller import HidController
 from hid.keymap import USAGE_TO_CODE
-from hid.output import HidOutput
 
 if TYPE_CHECKING:
     from appliance.config import Config
-    from capture.demo import DemoMachine
+    from appliance.targets import Target
     from capture.hub import FrameHub
     from capture.jpeg import JpegEncoder
     from capture.source import VideoSource
@@ -82,18 +81,27 @@ class TypingJobs:
 @dataclass
 class Appliance:
     config: Config
+    target: Target
     hub: FrameHub
-    source: VideoSource
     hid: HidController
     jpeg: JpegEncoder
-    demo: DemoMachine | None = None
     jobs: TypingJobs = field(default_factory=TypingJobs)
     clients: int = 0
     events: EventBus = field(init=False)
     streams: set[asyncio.Task[Any]] = field(default_factory=set)
+    _client_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def __post_init__(self) -> None:
         self.events = EventBus(self.state)
+
+    @property
+    def source(self) -> VideoSource:
+        return self.target.video
+
+    def new_client(self, kind: str) -> str:
+        """A HID client name unique in this appliance ("ws:3"): what a client holds is released
+        by this name when it goes away, so two connections must never share one."""
+        return f"{kind}:{next(self._client_ids)}"
 
     async def start(self) -> None:
         self.hid.subscribe(self.events.state_changed)
@@ -128,7 +136,11 @@ class Appliance:
         hid = self.hid
         return {
             "version": __version__,
-            "target": {"kind": self.config.target.kind},
+            "target": {
+                "kind": self.target.kind,
+                "facets": self.target.facets(),
+                "power": self.target.power.state,
+            },
             "hid": {
                 "output": hid.output.name,
                 "online": hid.online,
@@ -156,65 +168,18 @@ APPLIANCE: web.AppKey[Appliance] = web.AppKey("appliance", Appliance)
 
 
 def build_appliance(config: Config) -> Appliance:
-    """Pick the video source and HID output the configuration asks for."""
+    """The appliance around the target ``target.kind`` names (see :mod:`appliance.targets`)."""
+    from appliance.targets import build_target
     from capture.hub import FrameHub
     from capture.jpeg import JpegEncoder
 
-    demo: DemoMachine | None = None
-    if config.target.kind == "demo" or config.video.source == "demo" or config.hid.output == "demo":
-        from capture.demo import DemoMachine
-
-        demo = DemoMachine(
-            width=config.demo.width,
-            height=config.demo.height,
-            layout=config.demo.layout,
-            stamp=config.demo.stamp,
-        )
-
-    source: VideoSource
-    if config.video.source == "demo":
-        from capture.demo import DemoSource
-
-        assert demo is not None
-        source = DemoSource(demo, fps=config.video.fps)
-    else:
-        from capture.v4l2 import V4l2Source
-
-        source = V4l2Source(
-            str(config.video.device),
-            width=config.video.width,
-            height=config.video.height,
-            fps=config.video.fps,
-            fourcc=config.video.format,
-        )
-
-    output = build_output(config, demo)
-    hid = HidController(output)
+    target = build_target(config)
+    hid = HidController(target.hid)
     hid.set_mouse_mode(config.hid.mouse)
     return Appliance(
         config=config,
+        target=target,
         hub=FrameHub(),
-        source=source,
         hid=hid,
         jpeg=JpegEncoder(quality=config.stream.jpeg_quality),
-        demo=demo,
     )
-
-
-def build_output(config: Config, demo: DemoMachine | None) -> HidOutput:
-    kind = config.hid.output
-    if kind == "demo":
-        from hid.demo import DemoOutput
-
-        assert demo is not None
-        return DemoOutput(demo)
-    if kind == "otg":
-        from hid.otg import OtgOutput
-
-        otg = config.hid.otg
-        return OtgOutput(keyboard=otg.keyboard, mouse_abs=otg.mouse, mouse_rel=otg.mouse_rel)
-    if kind == "ch9329":
-        from hid.ch9329 import Ch9329Output
-
-        return Ch9329Output(config.hid.ch9329.port, baud=config.hid.ch9329.baud)
-    raise ValueError(f"hid.output: unknown output {kind!r}")

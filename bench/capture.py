@@ -26,13 +26,15 @@ sys.path.insert(0, str(_HERE.parent))
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
+from appliance.targets.demo.hid import DemoOutput  # noqa: E402
+from appliance.targets.demo.machine import DemoMachine  # noqa: E402
+from appliance.targets.demo.video import DemoSource  # noqa: E402
 from bench.appliance_proc import median_ms  # noqa: E402
-from capture.demo import DemoMachine, DemoSource, decode_stamp  # noqa: E402
 from capture.frame import Frame  # noqa: E402
 from capture.hub import FrameHub  # noqa: E402
 from capture.jpeg import JpegEncoder  # noqa: E402
+from capture.stamp import decode_stamp  # noqa: E402
 from hid.controller import HidController  # noqa: E402
-from hid.demo import DemoOutput  # noqa: E402
 from hid.reports import abs_mouse_report, keyboard_report  # noqa: E402
 
 SIZES = ((1280, 720), (1920, 1080))

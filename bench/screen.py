@@ -23,9 +23,9 @@ _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent))
 
-from appliance import screen  # noqa: E402
+from appliance.scripting import screen  # noqa: E402
+from appliance.targets.demo.machine import DemoMachine  # noqa: E402
 from bench.appliance_proc import median_ms, table  # noqa: E402
-from capture.demo import DemoMachine  # noqa: E402
 from capture.frame import Image  # noqa: E402
 from hid.reports import keyboard_report  # noqa: E402
 

@@ -1,1 +1,1 @@
-"""Video sources (V4L2, demo target, QEMU), the frame hub and JPEG encoding."""
+"""The video path: sources (V4L2), the frame hub, pacing, JPEG and H.264 encoding."""

@@ -1,1 +1,2 @@
-"""USB HID: descriptors, key maps and layouts, report state machines and output backends."""
+"""USB HID: descriptors, key maps and layouts, report state machines, the controller and output
+backends (OTG gadget, CH9329)."""

@@ -50,7 +50,7 @@ def basic_header(user: str, password: str) -> dict[str, str]:
 
 
 async def start_server(tmp_path: Path, toml: str = "") -> tuple[Server, web.AppRunner]:
-    from appliance.app import create_app
+    from appliance.api.app import create_app
     from appliance.auth import AuthStore
     from appliance.config import load_config
     from appliance.runtime import build_appliance

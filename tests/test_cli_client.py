@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from appliance.auth import AuthStore
-from capture.demo import DemoMachine
+from appliance.targets.demo.machine import DemoMachine
 from tests.conftest import Server, free_port
 
 
@@ -64,7 +64,7 @@ async def ipkvm(
 
 
 def demo(server: Server) -> DemoMachine:
-    machine = server.appliance.demo  # type: ignore[attr-defined]
+    machine = server.appliance.target.machine  # type: ignore[attr-defined]
     assert isinstance(machine, DemoMachine)
     return machine
 

@@ -13,14 +13,14 @@ import cv2
 import numpy as np
 import pytest
 
-from appliance import screen
 from appliance.client import IpkvmClient, IpkvmError, SyncClient, WaitTimeout, basic_header
-from capture.demo import DemoMachine
+from appliance.scripting import screen
+from appliance.targets.demo.machine import DemoMachine
 from tests.conftest import Server
 
 
 def demo(server: Server) -> DemoMachine:
-    machine = server.appliance.demo  # type: ignore[attr-defined]
+    machine = server.appliance.target.machine  # type: ignore[attr-defined]
     assert isinstance(machine, DemoMachine)
     return machine
 
@@ -385,7 +385,7 @@ async def test_scripts_run_one_after_another(server: Server, kvm: IpkvmClient) -
 
 
 def test_bad_base64_template_names_the_line() -> None:
-    from appliance import ducky
+    from appliance.scripting import ducky
 
     script = ducky.parse("REM\nWAITFOR x.png\n")
     with pytest.raises(ducky.DuckyError) as info:

@@ -8,7 +8,7 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
-from appliance.app import WEB_DIR
+from appliance.api.app import WEB_DIR
 from tests.conftest import Server, free_port, start_server
 
 STATIC_JS = "/static/js/main.js"
@@ -16,7 +16,7 @@ STATIC_JS = "/static/js/main.js"
 
 async def start_again(tmp_path: Path) -> tuple[str, web.AppRunner]:
     """A new appliance process on the state dir ``start_server`` made (as after an upgrade)."""
-    from appliance.app import create_app
+    from appliance.api.app import create_app
     from appliance.auth import AuthStore
     from appliance.config import load_config
     from appliance.runtime import build_appliance

@@ -10,13 +10,14 @@ import cv2
 import numpy as np
 import pytest
 
-from capture.demo import DemoMachine, DemoSource, abs_for_pixel, decode_stamp
-from capture.demo_screen import Rect
+from appliance.targets.demo.hid import DemoOutput
+from appliance.targets.demo.machine import DemoMachine, abs_for_pixel
+from appliance.targets.demo.screen import Rect
+from appliance.targets.demo.video import DemoSource
 from capture.frame import Image
 from capture.hub import FrameHub
-from capture.stamp import stamp_age_ms, stamp_clock_ms
+from capture.stamp import decode_stamp, stamp_age_ms, stamp_clock_ms
 from hid.controller import HidController, Pacing
-from hid.demo import DemoOutput
 from hid.layouts import get_layout
 from hid.reports import Report, ReportKind, abs_mouse_report, keyboard_report
 

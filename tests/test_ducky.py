@@ -13,8 +13,16 @@ import cv2
 import numpy as np
 import pytest
 
-from appliance import ducky
-from appliance.ducky import Chord, DefaultDelay, Delay, DuckyError, Repeat, TypeText, WaitImage
+from appliance.scripting import ducky
+from appliance.scripting.ducky import (
+    Chord,
+    DefaultDelay,
+    Delay,
+    DuckyError,
+    Repeat,
+    TypeText,
+    WaitImage,
+)
 from hid.controller import HidController
 from hid.host import decode_reports
 from hid.layouts import get_layout

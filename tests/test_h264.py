@@ -12,10 +12,12 @@ import cv2
 import numpy as np
 import pytest
 
-from capture.demo import DemoMachine, DemoSource, decode_stamp
+from appliance.targets.demo.machine import DemoMachine
+from appliance.targets.demo.video import DemoSource
 from capture.frame import Image
 from capture.h264 import EncodedFrame, EncoderSettings, H264Encoder, Subscription, sps_info
 from capture.hub import FrameHub
+from capture.stamp import decode_stamp
 
 
 class Decoder:

@@ -15,9 +15,8 @@ import aiohttp
 import av
 import pytest
 
-from appliance.api_h264 import H264, unpack_header
-from capture.demo import decode_stamp
-from capture.stamp import stamp_age_ms
+from appliance.api.h264 import H264, unpack_header
+from capture.stamp import decode_stamp, stamp_age_ms
 from tests.conftest import Server, start_server
 
 STAMPED = "[demo]\nstamp = true\n"

@@ -13,7 +13,7 @@ import pytest
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc import rtp as aiortc_rtp
 
-from appliance.rtp_playout import PLAYOUT_DELAY_URI, PlayoutDelayMap, playout_delay_value
+from appliance.api.rtp_playout import PLAYOUT_DELAY_URI, PlayoutDelayMap, playout_delay_value
 from tests.conftest import Server, start_server
 
 OFFERED_ID = 12

@@ -11,8 +11,8 @@ import cv2
 import numpy as np
 import pytest
 
-from appliance import screen
-from capture.demo import DemoMachine
+from appliance.scripting import screen
+from appliance.targets.demo.machine import DemoMachine
 from capture.frame import Image
 from capture.hub import FrameHub
 from hid.reports import keyboard_report

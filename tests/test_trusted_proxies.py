@@ -32,7 +32,7 @@ class FakeClock:
 
 
 async def _whoami(request: web.Request) -> web.Response:
-    from appliance.web_auth import client_address
+    from appliance.api.auth import client_address
 
     return web.json_response({"client": client_address(request)})
 
@@ -44,7 +44,7 @@ Start = Callable[..., Awaitable[tuple[str, Post]]]
 @pytest.fixture
 async def start(tmp_path: Path) -> AsyncIterator[Start]:
     """Start an app whose auth settings come from a ``[server]`` TOML table, as on the appliance."""
-    from appliance.web_auth import setup_auth
+    from appliance.api.auth import setup_auth
 
     runners: list[web.AppRunner] = []
     sessions: list[aiohttp.ClientSession] = []
@@ -151,7 +151,7 @@ async def test_malformed_header_falls_back_to_the_proxy_address(
     start: Start, caplog: pytest.LogCaptureFixture
 ) -> None:
     _, login = await start('trusted_proxies = ["127.0.0.1"]')
-    with caplog.at_level(logging.DEBUG, logger="appliance.web_auth"):
+    with caplog.at_level(logging.DEBUG, logger="appliance.api.auth"):
         await fail_three_times(login, X_Forwarded_For="1.2.3.4, not-an-address")
     assert "malformed x-forwarded-for entry 'not-an-address' from trusted proxy" in caplog.text
     assert await login(PASSWORD) == 429  # charged to the proxy's own address

@@ -13,9 +13,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from appliance.api.auth import AUTH_STORE, SESSION_COOKIE, USER, get_auth, setup_auth
 from appliance.auth import AuthStore, LoginThrottle
 from appliance.tls import ensure_certificate, ssl_context
-from appliance.web_auth import AUTH_STORE, SESSION_COOKIE, USER, get_auth, setup_auth
 
 ROOT = Path(__file__).resolve().parent.parent
 # The middleware stores the identity under typed web.RequestKey keys: a plain string key would

@@ -22,10 +22,9 @@ from aiortc import (
     RTCSessionDescription,
 )
 
-from appliance.api_h264 import H264
-from appliance.webrtc import WEBRTC
-from capture.demo import decode_stamp
-from capture.stamp import stamp_age_ms
+from appliance.api.h264 import H264
+from appliance.api.webrtc import WEBRTC
+from capture.stamp import decode_stamp, stamp_age_ms
 from tests.conftest import Server, hid_until, start_server
 
 STAMPED = "[demo]\nstamp = true\n"
@@ -99,7 +98,7 @@ async def demo_until(srv: Server, condition: Callable[[dict[str, Any]], bool], w
     seq = 0
     try:
         async with asyncio.timeout(5):
-            while not condition(appliance.demo.state()):
+            while not condition(appliance.target.machine.state()):
                 seq = (await appliance.hub.next_frame(seq)).seq
     except TimeoutError:
         pytest.fail(f"timed out waiting for {what}")
@@ -163,7 +162,7 @@ async def test_input_channel_drives_the_demo_target_and_close_releases(stamped: 
     try:
         async with asyncio.timeout(20):
             await opened(viewer.input)
-            before = appliance.demo.state()["tab_index"]
+            before = appliance.target.machine.state()["tab_index"]
             for down in (True, False):
                 viewer.input.send(json.dumps({"type": "key", "code": "ArrowRight", "down": down}))
             await demo_until(stamped, lambda s: s["tab_index"] != before, "the tab to change")

@@ -41,8 +41,8 @@ def picture_point(c: Console, px: float, py: float) -> tuple[float, float]:
 
 
 def tab_center(c: Console, name: str) -> tuple[float, float]:
-    from capture.demo_menu import default_tabs
-    from capture.demo_screen import Geometry
+    from appliance.targets.demo.menu import default_tabs
+    from appliance.targets.demo.screen import Geometry
 
     d = demo(c)
     names = tuple(t.name for t in default_tabs())

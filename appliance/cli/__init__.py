@@ -16,18 +16,18 @@ from appliance import __version__
 # Modules named here keep their top-level imports to the standard library: they are imported to
 # build ``--help``. Heavy imports (aiohttp, cv2, numpy) go inside ``run``.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "serve": ("appliance.serve", "run the appliance service"),
-    "config": ("appliance.config_cli", "check a configuration file"),
-    "passwd": ("appliance.passwd_cli", "set the admin password"),
-    "token": ("appliance.token_cli", "create, list or revoke API tokens"),
-    "gadget": ("hid.gadget_cli", "set up, tear down or show the USB HID gadget (configfs)"),
+    "serve": ("appliance.cli.serve", "run the appliance service"),
+    "config": ("appliance.cli.config", "check a configuration file"),
+    "passwd": ("appliance.cli.passwd", "set the admin password"),
+    "token": ("appliance.cli.token", "create, list or revoke API tokens"),
+    "gadget": ("appliance.cli.gadget", "set up, tear down or show the USB HID gadget (configfs)"),
     # One module serves these client commands; it reads the name from the subparser's prog.
-    "type": ("appliance.client_cli", "type text on the target (TEXT, or - for stdin)"),
-    "key": ("appliance.client_cli", "press key combinations: ctrl+alt+delete, f2, enter"),
-    "snapshot": ("appliance.client_cli", "save the target's screen as PNG or JPEG"),
-    "run": ("appliance.client_cli", "run a DuckyScript on the target"),
-    "wait-for": ("appliance.client_cli", "wait until an image or text is on the screen"),
-    "state": ("appliance.client_cli", "print the appliance state as JSON"),
+    "type": ("appliance.cli.client", "type text on the target (TEXT, or - for stdin)"),
+    "key": ("appliance.cli.client", "press key combinations: ctrl+alt+delete, f2, enter"),
+    "snapshot": ("appliance.cli.client", "save the target's screen as PNG or JPEG"),
+    "run": ("appliance.cli.client", "run a DuckyScript on the target"),
+    "wait-for": ("appliance.cli.client", "wait until an image or text is on the screen"),
+    "state": ("appliance.cli.client", "print the appliance state as JSON"),
 }
 
 

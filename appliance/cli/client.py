@@ -127,7 +127,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             "--threshold", type=_threshold, default=0.9, help="image match score (default 0.9)"
         )
     elif name != "state":
-        raise ValueError(f"appliance.client_cli does not serve the command {name!r}")
+        raise ValueError(f"appliance.cli.client does not serve the command {name!r}")
     _add_common(parser)
 
 
@@ -206,7 +206,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"{args.script}: {len(script.commands)} commands, parses")
             return 0
         base = Path(".") if args.script == "-" else Path(args.script).resolve().parent
-        from appliance import ducky
+        from appliance.scripting import ducky
 
         try:
             templates = ducky.load_templates(script, base)
@@ -332,7 +332,7 @@ async def _state(client: IpkvmClient, args: argparse.Namespace) -> int:
 
 
 def _load_script(name: str) -> tuple[str, Any]:
-    from appliance import ducky
+    from appliance.scripting import ducky
 
     try:
         text = sys.stdin.read() if name == "-" else Path(name).read_text()
@@ -362,8 +362,8 @@ async def _run_script(
     script: Any,
     templates: dict[str, bytes],
 ) -> int:
-    from appliance import ducky
     from appliance.client import IpkvmError, WaitTimeout
+    from appliance.scripting import ducky
 
     name = args.script
     bar = Progress()

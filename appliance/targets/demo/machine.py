@@ -13,26 +13,21 @@ move costs one copy plus the arrow, and only other changes redraw the screen.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import threading
-import time
 from collections.abc import Callable
 
 import numpy as np
 
-from capture.demo_menu import TEXT_MAX, Item, Tab, default_tabs
-from capture.demo_screen import Geometry, ItemView, Painter, Rect, View
+from appliance.targets.demo.menu import TEXT_MAX, Item, Tab, default_tabs
+from appliance.targets.demo.screen import Geometry, ItemView, Painter, Rect, View
 from capture.frame import Image
-from capture.hub import FrameHub
-from capture.source import VideoSource
-from capture.stamp import decode_stamp, draw_stamp, stamp_clock_ms
+from capture.stamp import draw_stamp, stamp_clock_ms
 from hid.host import HostKeyboard, KeyEvent
 from hid.reports import ABS_MAX, Report, ReportKind
 from hid.text import LALT, LCTRL, LGUI, RCTRL, RGUI
 
-__all__ = ["DemoMachine", "DemoSource", "abs_for_pixel", "decode_stamp"]
+__all__ = ["DemoMachine", "abs_for_pixel"]
 
 log = logging.getLogger(__name__)
 
@@ -390,56 +385,3 @@ class DemoMachine:
             message=self._message,
             leds=self._keyboard.leds,
         )
-
-
-class DemoSource(VideoSource):
-    """Publishes the machine's screen at *fps*; "target_off" while it is powered off."""
-
-    name = "demo"
-
-    def __init__(self, machine: DemoMachine, fps: float = 30) -> None:
-        if fps <= 0:
-            raise ValueError(f"fps must be positive, not {fps}")
-        self.machine = machine
-        self.fps = fps
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self, hub: FrameHub) -> None:
-        if self._task is not None:
-            raise RuntimeError("DemoSource already started")
-        hub.set_signal("starting", "Demo target starting")
-        self._task = asyncio.create_task(self._run(hub), name="demo-source")
-
-    async def close(self) -> None:
-        if self._task is None:
-            return
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        self._task = None
-
-    async def _run(self, hub: FrameHub) -> None:
-        loop = asyncio.get_running_loop()
-        interval = 1.0 / self.fps
-        deadline = loop.time()
-        m = self.machine
-        while True:
-            try:
-                image = m.cached_frame()
-                if image is None:  # drawing needed: keep it off the event loop
-                    image = await loop.run_in_executor(None, m.render)
-                ts = time.monotonic()
-                if m.power:
-                    hub.set_signal("ok", f"Demo target {m.width}x{m.height}")
-                else:
-                    hub.set_signal("target_off", "The demo target is powered off")
-                hub.publish(image, ts)
-            except Exception:
-                log.exception("demo source frame failed")
-                await asyncio.sleep(1.0)  # a persistent fault logs once a second, not at fps
-            deadline += interval
-            delay = deadline - loop.time()
-            if delay < -interval:  # fell behind (busy machine): do not try to catch up
-                deadline = loop.time()
-                delay = 0.0
-            await asyncio.sleep(max(delay, 0.0))

@@ -12,22 +12,20 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import itertools
 import weakref
 from typing import Any
 
 from aiohttp import web
 
-from appliance import ducky, screen
-from appliance.httpjson import fail, get_field, json_response, read_json
+from appliance.api.httpjson import fail, get_field, json_response, read_json
 from appliance.runtime import APPLIANCE, Appliance
+from appliance.scripting import ducky, screen
 
 routes = web.RouteTableDef()
 
 # Script tasks also live in ``appliance.jobs`` (so shutdown and /api/hid/type/cancel stop them);
 # this set tells which of those jobs are scripts, for /api/scripts/cancel.
 _script_tasks: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
-_clients = itertools.count(1)
 # One script at a time per target: two interleaved scripts would drive one BIOS menu in turns.
 _locks: weakref.WeakKeyDictionary[object, asyncio.Lock] = weakref.WeakKeyDictionary()
 
@@ -141,7 +139,7 @@ async def run_script(request: web.Request) -> web.Response:
         fail(503, f"target offline: {appliance.hid.last_error or 'not answering'}")
 
     job = appliance.jobs.next_id()
-    client = f"script:{next(_clients)}"
+    client = appliance.new_client("script")
     executor = ducky.HidExecutor(appliance, layout, client, pacing_ms)
     total = len(script.commands)
 

@@ -8,15 +8,17 @@ from pathlib import Path
 
 from aiohttp import web
 
-from appliance import api_demo, api_hid, api_scripts, api_video, api_ws
+from appliance.api import demo, hid, power, scripts, video, ws
+from appliance.api.auth import setup_auth
+from appliance.api.httpjson import json_response
+from appliance.api.ice import IceServer
 from appliance.auth import AuthStore
-from appliance.httpjson import json_response
 from appliance.runtime import APPLIANCE, Appliance
-from appliance.web_auth import setup_auth
+from appliance.targets.demo import DemoTarget
 
 log = logging.getLogger(__name__)
 
-WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+WEB_DIR = Path(__file__).resolve().parents[2] / "web"
 PUBLIC_PATHS = {"/login", "/api/health", "/favicon.ico"}
 PUBLIC_PREFIXES = ("/static/",)
 
@@ -84,23 +86,26 @@ def create_app(
         proxy_header=appliance.config.server.proxy_header,
     )
     app.add_routes(routes)
-    app.add_routes(api_hid.routes)
-    app.add_routes(api_video.routes)
-    app.add_routes(api_ws.routes)
-    app.add_routes(api_scripts.routes)
-    from appliance import api_h264, api_webrtc
+    app.add_routes(hid.routes)
+    app.add_routes(video.routes)
+    app.add_routes(ws.routes)
+    app.add_routes(scripts.routes)
+    from appliance.api import h264, webrtc
 
-    api_h264.setup(app)  # the one H.264 encoder: /api/stream.h264 and every WebRTC peer
+    h264.setup(app)  # the one H.264 encoder: /api/stream.h264 and every WebRTC peer
     rtc = appliance.config.webrtc
     ice = [
-        api_webrtc.IceServer(url, rtc.turn_username or None, rtc.turn_password or None)
+        IceServer(url, rtc.turn_username or None, rtc.turn_password or None)
         if url.startswith("turn")
-        else api_webrtc.IceServer(url)
+        else IceServer(url)
         for url in rtc.ice_urls
     ]
-    api_webrtc.setup(app, ice_servers=ice, max_peers=rtc.max_peers)
-    if appliance.demo is not None:
-        app.add_routes(api_demo.routes)
+    webrtc.setup(app, ice_servers=ice, max_peers=rtc.max_peers)
+    # Routes for the facets this target has (a null facet adds none).
+    if appliance.target.power.available:
+        app.add_routes(power.routes)
+    if isinstance(appliance.target, DemoTarget):
+        app.add_routes(demo.routes)
     if WEB_DIR.is_dir():
         app.router.add_static("/static/", WEB_DIR, append_version=False)
         app.on_response_prepare.append(_static_cache_policy)

@@ -2,7 +2,7 @@
 
 Why lazy: aiortc and what it pulls in (its ICE, DTLS and SRTP stacks) add about 18 MiB of RSS and
 0.15-0.25 s of start-up, while most browsers watch over WebCodecs and never make an offer. On a
-512 MB board that memory matters. The first offer imports :mod:`appliance.webrtc` in a worker
+512 MB board that memory matters. The first offer imports :mod:`.webrtc_peers` in a worker
 thread (the event loop keeps serving meanwhile) and costs that once; later offers go straight
 through. Input validation happens before the import, so a bad request never loads it.
 """
@@ -13,17 +13,17 @@ import asyncio
 import importlib
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from appliance.api_h264 import H264
-from appliance.httpjson import fail, json_response, read_json
+from appliance.api.h264 import H264
+from appliance.api.httpjson import fail, json_response, read_json
+from appliance.api.ice import IceServer
 from appliance.runtime import APPLIANCE
 
 if TYPE_CHECKING:
-    from appliance.webrtc import Peer, WebRtcPeers
+    from appliance.api.webrtc_peers import Peer, WebRtcPeers
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -31,17 +31,8 @@ routes = web.RouteTableDef()
 MAX_SDP = 64 * 1024
 
 
-@dataclass(frozen=True, slots=True)
-class IceServer:
-    """A STUN or TURN server for peers behind NAT (none by default: LAN host candidates)."""
-
-    urls: str
-    username: str | None = None
-    credential: str | None = None
-
-
 class WebRtcService:
-    """The app's WebRTC side: settings now, :class:`~appliance.webrtc.WebRtcPeers` on demand."""
+    """The app's WebRTC side: settings now, :class:`.webrtc_peers.WebRtcPeers` on demand."""
 
     def __init__(self, app: web.Application, ice_servers: tuple[IceServer, ...], max_peers: int):
         self._app = app
@@ -60,7 +51,7 @@ class WebRtcService:
             if self._peers is None:
                 loop = asyncio.get_running_loop()
                 module: Any = await loop.run_in_executor(
-                    None, importlib.import_module, "appliance.webrtc"
+                    None, importlib.import_module, "appliance.api.webrtc_peers"
                 )
                 self._peers = module.WebRtcPeers(
                     self._app[APPLIANCE], self._app[H264], self.ice_servers, self.max_peers
@@ -81,7 +72,7 @@ def setup(
     ice_servers: Sequence[IceServer] = (),
     max_peers: int = 16,
 ) -> WebRtcService:
-    """Add the offer route; peers will share ``app[H264]`` (call ``api_h264.setup`` first)."""
+    """Add the offer route; peers will share ``app[H264]`` (call ``h264.setup`` first)."""
     service = WebRtcService(app, tuple(ice_servers), max_peers)
     app[WEBRTC] = service
     app.add_routes(routes)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 from typing import Any
 
 from aiohttp import web
 
-from appliance.httpjson import fail, get_field, json_response, read_json
+from appliance.api.httpjson import fail, get_field, json_response, read_json
 from appliance.runtime import APPLIANCE, Appliance
 from hid.controller import Device, Pacing, TypingAborted
 from hid.keymap import UnknownKey
@@ -18,7 +17,6 @@ from hid.text import plan_text
 
 MAX_TYPE_CHARS = 200_000
 routes = web.RouteTableDef()
-_api_clients = itertools.count(1)
 
 
 def _app(request: web.Request) -> Appliance:
@@ -115,7 +113,7 @@ async def keys(request: web.Request) -> web.Response:
     except UnknownKey as exc:
         fail(400, str(exc))
     _require_online(appliance)
-    client = f"api-keys:{next(_api_clients)}"
+    client = appliance.new_client("api-keys")
     await appliance.hid.press_chords(client, chords)
     return json_response({"pressed": chords})
 

@@ -62,7 +62,7 @@ async def serve(config) -> None:  # type: ignore[no-untyped-def]
     from aiohttp import web
 
     from appliance import __version__, sdnotify
-    from appliance.app import create_app
+    from appliance.api.app import create_app
     from appliance.auth import AuthStore
     from appliance.runtime import build_appliance
 

@@ -15,7 +15,7 @@ from hid.reports import Report
 
 
 class DemoTarget(Protocol):
-    """What DemoOutput needs from a simulated machine (capture.demo.DemoMachine)."""
+    """What DemoOutput needs from a simulated machine (:class:`.machine.DemoMachine`)."""
 
     @property
     def power(self) -> bool: ...

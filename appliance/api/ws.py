@@ -8,7 +8,6 @@ sends can take down the service or disturb other clients.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import logging
 from typing import Any
@@ -24,7 +23,6 @@ routes = web.RouteTableDef()
 
 MAX_MESSAGE = 16 * 1024
 SEND_QUEUE = 256
-_ids = itertools.count(1)
 
 
 class BadMessage(ValueError):
@@ -100,7 +98,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     # aiohttp's own limit closes the socket; ours answers with an error event instead.
     ws = web.WebSocketResponse(heartbeat=10.0, max_msg_size=1 << 20)
     await ws.prepare(request)
-    client = f"ws:{next(_ids)}"
+    client = appliance.new_client("ws")
     outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue(SEND_QUEUE)
 
     def enqueue(event: dict[str, Any]) -> None:

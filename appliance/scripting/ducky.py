@@ -520,7 +520,7 @@ class HidExecutor:
         await self.appliance.hid.press_chords(self.client, [list(codes)])
 
     async def wait_image(self, template: bytes, name: str, timeout: float) -> None:
-        from appliance import screen
+        from appliance.scripting import screen
 
         try:
             tpl = screen.decode_png(template)
@@ -531,7 +531,7 @@ class HidExecutor:
             raise ScriptFailed(0, f"WAITFOR {name}: {exc}") from None
 
     async def wait_text(self, text: str, timeout: float) -> None:
-        from appliance import screen
+        from appliance.scripting import screen
 
         try:
             await screen.wait_for_text(self.appliance.hub, text, timeout=timeout)

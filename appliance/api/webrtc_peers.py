@@ -1,5 +1,5 @@
 """WebRTC viewers: video from the shared encoder, input over data channels. The route
-(``POST /api/webrtc/offer``) is in :mod:`appliance.api_webrtc`, which imports this module (and
+(``POST /api/webrtc/offer``) is in :mod:`appliance.api.webrtc`, which imports this module (and
 with it aiortc) only when the first viewer makes an offer.
 
 Why pre-encoded packets: aiortc encodes per RTCRtpSender, so ten peers would cost ten x264
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import json
 import logging
 import time
@@ -44,12 +43,10 @@ from aiortc import (
     RTCSessionDescription,
 )
 
-from appliance.api_webrtc import WEBRTC, IceServer
-
-__all__ = ["WEBRTC", "IceServer", "Peer", "WebRtcPeers"]
-from appliance.api_ws import BadMessage, handle_message
-from appliance.httpjson import fail
-from appliance.rtp_playout import send_playout_delay
+from appliance.api.httpjson import fail
+from appliance.api.ice import IceServer
+from appliance.api.rtp_playout import send_playout_delay
+from appliance.api.ws import BadMessage, handle_message
 from appliance.runtime import Appliance
 from capture.frame import Image
 from capture.h264 import TIME_BASE, H264Encoder, Subscription
@@ -60,7 +57,6 @@ from hid.keymap import UnknownKey
 log = logging.getLogger(__name__)
 
 PREFERRED_PROFILE = "42e01f"  # constrained baseline, level 3.1: what every browser decodes
-_ids = itertools.count(1)
 
 
 class SharedH264Track(MediaStreamTrack):
@@ -165,7 +161,7 @@ class WebRtcPeers:
         """Accept a browser's offer; returns the answer with all our ICE candidates in it."""
         if len(self.peers) >= self.max_peers:
             fail(503, f"too many WebRTC viewers (at most {self.max_peers})")
-        client = f"rtc:{next(_ids)}"
+        client = self.appliance.new_client("rtc")
         pc = RTCPeerConnection(self._configuration())
         peer = Peer(pc, client, codec="")
         self.peers[client] = peer

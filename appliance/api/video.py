@@ -8,7 +8,7 @@ import asyncio
 
 from aiohttp import web
 
-from appliance.httpjson import fail
+from appliance.api.httpjson import fail
 from appliance.runtime import APPLIANCE, Appliance
 from capture.frame import Frame
 from capture.pacing import FramePacer

@@ -1,0 +1,31 @@
+"""Demo-target-only routes: a look inside the simulated machine (for tests) and its power switch."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from appliance.api.httpjson import get_field, json_response, read_json
+from appliance.runtime import APPLIANCE
+from appliance.targets.demo import DemoTarget
+from appliance.targets.demo.machine import DemoMachine
+
+routes = web.RouteTableDef()
+
+
+def _machine(request: web.Request) -> DemoMachine:
+    target = request.app[APPLIANCE].target
+    assert isinstance(target, DemoTarget) and target.machine is not None  # routes added only then
+    return target.machine
+
+
+@routes.get("/api/demo/state")
+async def demo_state(request: web.Request) -> web.Response:
+    return json_response(_machine(request).state())
+
+
+@routes.post("/api/demo/power")
+async def demo_power(request: web.Request) -> web.Response:
+    machine = _machine(request)
+    data = await read_json(request)
+    machine.set_power(get_field(data, "on", bool))
+    return json_response(machine.state())

@@ -1,0 +1,67 @@
+"""The facets of a target besides video and HID: power and virtual media, each with a null backend.
+
+Why null backends rather than ``None``: a target that lacks a facet (a bare V4L2 + OTG appliance
+with no ATX wiring, a demo machine with no media) still answers for it — "unavailable", with a
+reason — so the API, the console and scripts ask one question ("what does this facet say?")
+instead of checking for absence everywhere. The control subsystems (ATX, KVM switch, virtual
+media) plug in here as real backends of these interfaces.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Protocol, get_args
+
+PowerState = Literal["on", "off", "unknown"]
+PowerAction = Literal["on", "off", "off_hard", "reset"]
+POWER_ACTIONS: tuple[PowerAction, ...] = get_args(PowerAction)
+
+
+class FacetUnavailable(Exception):
+    """The target has no backend for this facet (the message says why, for the API's 409)."""
+
+
+class PowerFacet(Protocol):
+    """Switch the target on and off and say whether it is on."""
+
+    @property
+    def available(self) -> bool: ...
+
+    @property
+    def state(self) -> PowerState: ...
+
+    async def act(self, action: PowerAction) -> None:
+        """Carry out ``action``; raises FacetUnavailable when there is no power control."""
+
+
+class MediaFacet(Protocol):
+    """Virtual media: an image the target sees as a USB CD-ROM or flash drive."""
+
+    @property
+    def available(self) -> bool: ...
+
+    def status(self) -> dict[str, object]: ...
+
+
+class NullPower:
+    """No power control wired to this target."""
+
+    available = False
+    state: PowerState = "unknown"
+
+    def __init__(self, reason: str = "this target has no power control") -> None:
+        self.reason = reason
+
+    async def act(self, action: PowerAction) -> None:
+        raise FacetUnavailable(self.reason)
+
+
+class NullMedia:
+    """No virtual media on this target."""
+
+    available = False
+
+    def __init__(self, reason: str = "this target has no virtual media") -> None:
+        self.reason = reason
+
+    def status(self) -> dict[str, object]:
+        return {"available": False, "reason": self.reason}
