@@ -98,7 +98,9 @@ def create_app(
         else api_webrtc.IceServer(url)
         for url in rtc.ice_urls
     ]
-    api_webrtc.setup(app, ice_servers=ice, max_peers=rtc.max_peers)
+    api_webrtc.setup(
+        app, ice_servers=ice, max_peers=rtc.max_peers, connect_timeout=rtc.connect_timeout
+    )
     if appliance.demo is not None:
         app.add_routes(api_demo.routes)
     if WEB_DIR.is_dir():
