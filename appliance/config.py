@@ -230,6 +230,9 @@ _SCHEMA: dict[str, dict[str, _Key]] = {
             _choice("x-forwarded-for", "forwarded"),
             "header a trusted proxy sets: X-Forwarded-For or Forwarded (RFC 7239)",
         ),
+        "header_timeout": _Key(10, _number(1, 300), "seconds to send a request's headers"),
+        "keepalive_timeout": _Key(30, _number(1, 3600), "idle seconds before a close"),
+        "max_connections": _Key(0, _int(0, 65536), "open connections; 0: from RLIMIT_NOFILE"),
     },
     "target": {
         "kind": _Key("demo", _choice("demo", "hardware"), "demo (simulated) or hardware"),
@@ -290,6 +293,7 @@ _SCHEMA: dict[str, dict[str, _Key]] = {
         "turn_username": _Key("", _text, "TURN user name (for turn: URLs)"),
         "turn_password": _Key("", _text, "TURN password"),
         "max_peers": _Key(16, _int(1, 256), "most WebRTC viewers at once"),
+        "connect_timeout": _Key(20, _number(1, 300), "seconds a viewer may take to connect"),
     },
     "demo": {
         "width": _Key(1280, _int(160, 7680), "demo screen width"),
@@ -318,6 +322,10 @@ class ServerConfig:
     """Peers whose ``proxy_header`` is believed (empty: none; the TCP peer is the client)."""
     proxy_header: str = "x-forwarded-for"
     """``"x-forwarded-for"`` or ``"forwarded"``: the one header read from a trusted proxy."""
+    header_timeout: float = 10.0
+    keepalive_timeout: float = 30.0
+    max_connections: int = 0
+    """0: derived from RLIMIT_NOFILE (see :mod:`appliance.api.connlimits`)."""
 
     @property
     def session_ttl(self) -> float:
@@ -389,6 +397,7 @@ class WebRtcConfig:
     turn_username: str
     turn_password: str
     max_peers: int
+    connect_timeout: float = 20.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -555,6 +564,9 @@ def build_config(raw: Mapping[str, Any], *, path: Path | None = None) -> Config:
             key=v["server.key"] or state_dir / "tls" / "key.pem",
             trusted_proxies=v["server.trusted_proxies"],
             proxy_header=v["server.proxy_header"],
+            header_timeout=v["server.header_timeout"],
+            keepalive_timeout=v["server.keepalive_timeout"],
+            max_connections=v["server.max_connections"],
         ),
         target=TargetConfig(kind=kind),
         hid=HidConfig(**hid),

@@ -244,3 +244,54 @@ def test_aiortc_is_not_loaded_until_an_offer_needs_it() -> None:
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+async def raw_offer(
+    session: aiohttp.ClientSession, srv: Server, sdp: str
+) -> aiohttp.ClientResponse:
+    async with session.post(f"{srv.url}/api/webrtc/offer", json={"sdp": sdp, "type": "offer"}) as r:
+        await r.read()
+        return r
+
+
+async def test_unconnected_peers_are_reaped_and_broken_offers_take_no_slot(tmp_path: Path) -> None:
+    """Offers whose answers are never applied hold their slots only for connect_timeout (set to
+    1 s here); an offer without media is a 400 and takes no slot, even when all are taken."""
+    srv, runner = await start_server(
+        tmp_path, STAMPED + "[webrtc]\nmax_peers = 2\nconnect_timeout = 1\n"
+    )
+    clients: list[RTCPeerConnection] = []
+    try:
+        async with aiohttp.ClientSession(headers=srv.basic()) as session:
+            for _ in range(2):
+                pc = RTCPeerConnection()
+                clients.append(pc)
+                pc.addTransceiver("video", direction="recvonly")
+                pc.createDataChannel("input")
+                await pc.setLocalDescription(await pc.createOffer())
+                resp = await raw_offer(session, srv, pc.localDescription.sdp)
+                assert resp.status == 200  # ...and the answer is never applied
+            peers = srv.app[WEBRTC].peers
+            assert len(peers) == 2
+            assert (await raw_offer(session, srv, clients[0].localDescription.sdp)).status == 503
+            async with session.post(
+                f"{srv.url}/api/webrtc/offer", json={"sdp": "v=0\r\nx", "type": "offer"}
+            ) as resp:
+                assert resp.status == 400
+                assert "no media section" in (await resp.json())["error"]
+            assert len(peers) == 2
+            async with asyncio.timeout(10):
+                await asyncio.gather(*(p.closed.wait() for p in list(peers.values())))
+            assert not srv.app[WEBRTC].peers
+        viewer = await connect(srv)  # a slot is free again, and a real viewer keeps it
+        try:
+            async with asyncio.timeout(20):
+                await viewer.frame_stamp()
+            (peer,) = srv.app[WEBRTC].peers.values()
+            assert peer.reaper is None and not peer.closed.is_set()
+        finally:
+            await viewer.close()
+    finally:
+        for pc in clients:
+            await pc.close()
+        await runner.cleanup()

@@ -100,7 +100,7 @@ def create_app(
         else IceServer(url)
         for url in rtc.ice_urls
     ]
-    webrtc.setup(app, ice_servers=ice, max_peers=rtc.max_peers)
+    webrtc.setup(app, ice_servers=ice, max_peers=rtc.max_peers, connect_timeout=rtc.connect_timeout)
     # Routes for the facets this target has (a null facet adds none).
     if appliance.target.power.available:
         app.add_routes(power.routes)

@@ -34,10 +34,17 @@ MAX_SDP = 64 * 1024
 class WebRtcService:
     """The app's WebRTC side: settings now, :class:`.webrtc_peers.WebRtcPeers` on demand."""
 
-    def __init__(self, app: web.Application, ice_servers: tuple[IceServer, ...], max_peers: int):
+    def __init__(
+        self,
+        app: web.Application,
+        ice_servers: tuple[IceServer, ...],
+        max_peers: int,
+        connect_timeout: float = 20.0,
+    ):
         self._app = app
         self.ice_servers = ice_servers
         self.max_peers = max_peers
+        self.connect_timeout = connect_timeout
         self._peers: WebRtcPeers | None = None
         self._lock = asyncio.Lock()
 
@@ -54,7 +61,11 @@ class WebRtcService:
                     None, importlib.import_module, "appliance.api.webrtc_peers"
                 )
                 self._peers = module.WebRtcPeers(
-                    self._app[APPLIANCE], self._app[H264], self.ice_servers, self.max_peers
+                    self._app[APPLIANCE],
+                    self._app[H264],
+                    self.ice_servers,
+                    self.max_peers,
+                    self.connect_timeout,
                 )
                 log.info("WebRTC loaded for the first viewer")
             return self._peers
@@ -71,9 +82,14 @@ def setup(
     app: web.Application,
     ice_servers: Sequence[IceServer] = (),
     max_peers: int = 16,
+    connect_timeout: float = 20.0,
 ) -> WebRtcService:
-    """Add the offer route; peers will share ``app[H264]`` (call ``h264.setup`` first)."""
-    service = WebRtcService(app, tuple(ice_servers), max_peers)
+    """Add the offer route; peers will share ``app[H264]`` (call ``h264.setup`` first).
+
+    *connect_timeout*: seconds a peer may take to connect (or to come back from "disconnected")
+    before its slot is freed; see :mod:`.webrtc_peers`.
+    """
+    service = WebRtcService(app, tuple(ice_servers), max_peers, connect_timeout)
     app[WEBRTC] = service
     app.add_routes(routes)
 

@@ -17,6 +17,14 @@ Input: data channel ``input`` (ordered, reliable) carries the same JSON messages
 (key, button, wheel, release_all, mouse…); ``pointer`` (unordered, no retransmits) carries
 absolute moves, where a late move is worthless. Each peer is one HID client: its keys and buttons
 are released when a channel closes, the connection fails or closes, or the app shuts down.
+
+Slots: each offer takes one of ``max_peers`` slots at once (the answer is sent before ICE starts),
+so a peer that never connects would hold its slot for good: an offer whose answer is never
+applied, a browser tab closed mid-handshake, ICE that cannot get through a NAT. Every peer
+therefore has a reaper: it must reach "connected" within ``connect_timeout`` seconds of its
+offer, and one that drops to "disconnected" must come back within the same time, or it is
+closed. "failed" and "closed" free the slot at once. An offer without a media section is refused
+before it takes a slot: nothing could ever connect over it.
 """
 
 from __future__ import annotations
@@ -47,6 +55,8 @@ from appliance.api.httpjson import fail
 from appliance.api.ice import IceServer
 from appliance.api.rtp_playout import send_playout_delay
 from appliance.api.ws import BadMessage, handle_message
+
+__all__ = ["BadOffer", "Peer", "WebRtcPeers", "check_offer"]
 from appliance.runtime import Appliance
 from capture.frame import Image
 from capture.h264 import TIME_BASE, H264Encoder, Subscription
@@ -131,6 +141,32 @@ class Peer:
     client: str
     codec: str
     channels: list[RTCDataChannel] = field(default_factory=list)
+    reaper: asyncio.TimerHandle | None = None
+    """Closes the peer unless it (re)connects in time; None while it is connected."""
+    closed: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set once the peer has left :attr:`WebRtcPeers.peers` (its slot is free)."""
+
+
+class BadOffer(ValueError):
+    """An offer that could never connect: refused with a 400 before it takes a slot."""
+
+
+def check_offer(sdp: str) -> None:
+    """Refuse an offer aiortc would accept but no peer could ever connect over.
+
+    aiortc parses leniently: ``v=0\\r\\nx`` is a valid session with no media, answered with an
+    empty answer, and the peer then waits for ICE that never starts. At least one media section
+    (audio/video, or the data channel's ``application``) is needed; missing ICE credentials or
+    DTLS fingerprints are reported by aiortc's own setRemoteDescription.
+    """
+    from aiortc.sdp import SessionDescription
+
+    try:
+        parsed = SessionDescription.parse(sdp)
+    except Exception as exc:  # aiortc raises whatever its line parsers hit
+        raise BadOffer(f"unreadable SDP: {exc}") from None
+    if not parsed.media:
+        raise BadOffer("the offer has no media section (m=video or m=application)")
 
 
 class WebRtcPeers:
@@ -142,12 +178,15 @@ class WebRtcPeers:
         encoder: H264Encoder,
         ice_servers: Sequence[IceServer] = (),
         max_peers: int = 16,
+        connect_timeout: float = 20.0,
     ) -> None:
         self.appliance = appliance
         self.encoder = encoder
         self.ice_servers = tuple(ice_servers)
         self.max_peers = max_peers
+        self.connect_timeout = connect_timeout
         self.peers: dict[str, Peer] = {}
+        self._reaping: set[asyncio.Task[None]] = set()
 
     def _configuration(self) -> RTCConfiguration:
         return RTCConfiguration(
@@ -159,12 +198,14 @@ class WebRtcPeers:
 
     async def answer(self, sdp: str) -> RTCSessionDescription:
         """Accept a browser's offer; returns the answer with all our ICE candidates in it."""
+        check_offer(sdp)  # before the capacity check: a broken offer is a 400, never a 503
         if len(self.peers) >= self.max_peers:
             fail(503, f"too many WebRTC viewers (at most {self.max_peers})")
         client = self.appliance.new_client("rtc")
         pc = RTCPeerConnection(self._configuration())
         peer = Peer(pc, client, codec="")
         self.peers[client] = peer
+        self._arm_reaper(peer, "did not connect")
 
         @pc.on("datachannel")
         def on_datachannel(channel: RTCDataChannel) -> None:
@@ -174,6 +215,10 @@ class WebRtcPeers:
         async def on_state() -> None:
             state = pc.connectionState
             log.info("WebRTC %s: %s", client, state)
+            if state == "connected":
+                self._disarm_reaper(peer)
+            elif state == "disconnected":
+                self._arm_reaper(peer, "stayed disconnected")
             if state in ("disconnected", "failed", "closed"):
                 self.appliance.hid.release_client(client)
             if state in ("failed", "closed"):
@@ -252,16 +297,41 @@ class WebRtcPeers:
         def on_close() -> None:
             appliance.hid.release_client(peer.client)
 
+    def _arm_reaper(self, peer: Peer, why: str) -> None:
+        """Close *peer* unless it reaches "connected" within ``connect_timeout`` seconds."""
+        self._disarm_reaper(peer)
+        loop = asyncio.get_running_loop()
+        peer.reaper = loop.call_later(self.connect_timeout, self._reap, peer.client, why)
+
+    @staticmethod
+    def _disarm_reaper(peer: Peer) -> None:
+        if peer.reaper is not None:
+            peer.reaper.cancel()
+            peer.reaper = None
+
+    def _reap(self, client: str, why: str) -> None:
+        peer = self.peers.get(client)
+        if peer is None:
+            return
+        peer.reaper = None
+        log.info("WebRTC %s: %s within %g s, closing it", client, why, self.connect_timeout)
+        task = asyncio.get_running_loop().create_task(self.close_peer(client))
+        self._reaping.add(task)  # a reference until done: the loop keeps only weak ones
+        task.add_done_callback(self._reaping.discard)
+
     async def close_peer(self, client: str) -> None:
         peer = self.peers.pop(client, None)
         if peer is None:
             return
+        self._disarm_reaper(peer)
+        peer.closed.set()
         self.appliance.hid.release_client(client)
         with contextlib.suppress(Exception):
             await peer.pc.close()
 
     async def close(self) -> None:
         await asyncio.gather(*(self.close_peer(c) for c in list(self.peers)))
+        await asyncio.gather(*self._reaping, return_exceptions=True)
 
 
 def _video_codecs(sdp: str) -> set[str] | None:

@@ -55,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
 async def serve(config) -> None:  # type: ignore[no-untyped-def]
     import asyncio
     import contextlib
+    import logging
     import signal
     import sys
     import time
@@ -63,6 +64,13 @@ async def serve(config) -> None:  # type: ignore[no-untyped-def]
 
     from appliance import __version__, sdnotify
     from appliance.api.app import create_app
+    from appliance.api.connlimits import (
+        AcceptErrorLog,
+        ConnectionLimits,
+        GuardedSite,
+        resolve_max_connections,
+        runner_kwargs,
+    )
     from appliance.auth import AuthStore
     from appliance.runtime import build_appliance
 
@@ -72,6 +80,7 @@ async def serve(config) -> None:  # type: ignore[no-untyped-def]
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.set_exception_handler(AcceptErrorLog())  # no traceback flood at the fd limit
     state_dir = Path(config.server.state_dir)
     store = AuthStore(state_dir, session_ttl=config.server.session_ttl)
     password = store.ensure_admin()
@@ -89,14 +98,30 @@ async def serve(config) -> None:  # type: ignore[no-untyped-def]
     app = create_app(appliance, store, secure_cookies=ssl_context is not None)
     # Streams end at shutdown (on_shutdown); the timeout is a backstop for anything else
     # (tests/test_serve.py checks shutdown beats it).
-    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=3.0)
+    limits = ConnectionLimits(
+        header_timeout=config.server.header_timeout,
+        keepalive_timeout=config.server.keepalive_timeout,
+        max_connections=config.server.max_connections,
+    )
+    runner = web.AppRunner(
+        app, handle_signals=False, access_log=None, shutdown_timeout=3.0, **runner_kwargs(limits)
+    )
     await runner.setup()
-    site = web.TCPSite(runner, config.server.host, config.server.port, ssl_context=ssl_context)
+    cap = resolve_max_connections(limits, config.webrtc.max_peers)
+    site = GuardedSite(
+        runner, config.server.host, config.server.port, limits, cap, ssl_context=ssl_context
+    )
     try:
         await site.start()
     except OSError:
         await runner.cleanup()
         raise
+    logging.getLogger(__name__).info(
+        "connections: at most %d, headers within %g s, idle keep-alive %g s",
+        cap,
+        limits.header_timeout,
+        limits.keepalive_timeout,
+    )
     scheme = "https" if ssl_context else "http"
     host = config.server.host
     shown = f"[{host}]" if ":" in host else host
