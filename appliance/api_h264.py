@@ -20,7 +20,8 @@ Before the first keyframe, and whenever the size or profile changes, a text mess
 The client may send ``{"type": "keyframe"}`` (after a decoder error, say) to get an IDR.
 
 A viewer that stops reading fills its own small queue, which is then emptied; it resumes at the
-next keyframe. The encoder and the other viewers never wait for it.
+next keyframe. The encoder and the other viewers never wait for it. A viewer whose credentials are
+revoked is closed with code 4401 (``appliance.connections``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from typing import Any, Final
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from appliance.connections import CLOSE_CODE, CLOSE_REASON, CONNECTIONS
 from appliance.runtime import APPLIANCE
 from capture.h264 import EncodedFrame, EncoderSettings, H264Encoder, sps_info
 
@@ -139,17 +141,22 @@ async def stream_h264(request: web.Request) -> web.WebSocketResponse:
                     )
             await ws.send_bytes(pack_frame(frame))
 
+    async def revoke() -> None:
+        await ws.close(code=CLOSE_CODE, message=CLOSE_REASON.encode())
+
     send_task = asyncio.create_task(sender(), name="h264-ws-send")
     try:
-        async for message in ws:
-            if message.type is not WSMsgType.TEXT:
-                continue
-            try:
-                msg = json.loads(message.data)
-            except ValueError:
-                continue
-            if isinstance(msg, dict) and msg.get("type") == "keyframe":
-                encoder.request_keyframe()
+        with request.app[CONNECTIONS].track(request, "h264", revoke) as conn:
+            async for message in ws:
+                if message.type is not WSMsgType.TEXT:
+                    continue
+                try:
+                    msg = json.loads(message.data)
+                except ValueError:
+                    continue
+                if isinstance(msg, dict) and msg.get("type") == "keyframe":
+                    encoder.request_keyframe()
+            await conn.wait_closed()
     finally:
         sub.close()
         send_task.cancel()

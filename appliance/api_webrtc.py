@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from appliance.api_h264 import H264
+from appliance.connections import CONNECTIONS, credential_of
 from appliance.httpjson import fail, json_response, read_json
 from appliance.runtime import APPLIANCE
 
@@ -63,7 +64,11 @@ class WebRtcService:
                     None, importlib.import_module, "appliance.webrtc"
                 )
                 self._peers = module.WebRtcPeers(
-                    self._app[APPLIANCE], self._app[H264], self.ice_servers, self.max_peers
+                    self._app[APPLIANCE],
+                    self._app[H264],
+                    self.ice_servers,
+                    self.max_peers,
+                    self._app.get(CONNECTIONS),
                 )
                 log.info("WebRTC loaded for the first viewer")
             return self._peers
@@ -103,7 +108,7 @@ async def offer(request: web.Request) -> web.Response:
         fail(413, f"SDP larger than {MAX_SDP} bytes")
     peers = await request.app[WEBRTC].get()
     try:
-        answer = await peers.answer(sdp)
+        answer = await peers.answer(sdp, credential_of(request))
     except web.HTTPException:
         raise
     except Exception as exc:

@@ -1,8 +1,9 @@
 """The input/state WebSocket (``/api/ws``): the browser console's low-latency input channel.
 
 Each connection is a HID client: what it holds is released when it goes away, however it goes
-away (close, network loss, server shutdown). Bad messages get an ``error`` event; nothing a client
-sends can take down the service or disturb other clients.
+away (close, network loss, server shutdown, its credentials revoked: then it is closed with code
+4401, see ``appliance.connections``). Bad messages get an ``error`` event; nothing a client sends
+can take down the service or disturb other clients.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from appliance.connections import CLOSE_CODE, CLOSE_REASON, CONNECTIONS
 from appliance.runtime import APPLIANCE, Appliance
 from hid.keymap import UnknownKey
 from hid.reports import ABS_MAX, BUTTONS
@@ -116,12 +118,18 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
             event = await outbox.get()
             await ws.send_str(json.dumps(event))
 
+    async def revoke() -> None:
+        appliance.hid.release_client(client)  # at once, not after the closing handshake
+        await ws.close(code=CLOSE_CODE, message=CLOSE_REASON.encode())
+
     appliance.clients += 1
     unsubscribe = appliance.events.add(enqueue)
     send_task = asyncio.create_task(sender(), name=f"{client}-send")
     try:
-        with appliance.stream():
+        with appliance.stream(), request.app[CONNECTIONS].track(request, client, revoke) as conn:
             async for message in ws:
+                if conn.revoked:
+                    break  # input that arrived before the close: not from a valid client any more
                 if message.type is not WSMsgType.TEXT:
                     if message.type is WSMsgType.BINARY:
                         enqueue({"type": "error", "message": "binary messages are not accepted"})
@@ -143,6 +151,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
                     continue
                 if reply is not None:
                     enqueue(reply)
+            await conn.wait_closed()
     finally:
         appliance.hid.release_client(client)
         unsubscribe()

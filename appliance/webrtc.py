@@ -16,7 +16,8 @@ one encode per such viewer).
 Input: data channel ``input`` (ordered, reliable) carries the same JSON messages as ``/api/ws``
 (key, button, wheel, release_all, mouse…); ``pointer`` (unordered, no retransmits) carries
 absolute moves, where a late move is worthless. Each peer is one HID client: its keys and buttons
-are released when a channel closes, the connection fails or closes, or the app shuts down.
+are released when a channel closes, the connection fails or closes, or the app shuts down. A peer
+is closed when the credentials of the offer that created it are revoked (``appliance.connections``).
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ from appliance.api_webrtc import WEBRTC, IceServer
 
 __all__ = ["WEBRTC", "IceServer", "Peer", "WebRtcPeers"]
 from appliance.api_ws import BadMessage, handle_message
+from appliance.auth import Credential
+from appliance.connections import Connection, ConnectionRegistry
 from appliance.httpjson import fail
 from appliance.rtp_playout import send_playout_delay
 from appliance.runtime import Appliance
@@ -135,6 +138,9 @@ class Peer:
     client: str
     codec: str
     channels: list[RTCDataChannel] = field(default_factory=list)
+    connection: Connection | None = None
+    closed: bool = False
+    """Set first thing on close: data-channel messages still in flight are then ignored."""
 
 
 class WebRtcPeers:
@@ -146,11 +152,13 @@ class WebRtcPeers:
         encoder: H264Encoder,
         ice_servers: Sequence[IceServer] = (),
         max_peers: int = 16,
+        connections: ConnectionRegistry | None = None,
     ) -> None:
         self.appliance = appliance
         self.encoder = encoder
         self.ice_servers = tuple(ice_servers)
         self.max_peers = max_peers
+        self.connections = connections
         self.peers: dict[str, Peer] = {}
 
     def _configuration(self) -> RTCConfiguration:
@@ -161,14 +169,21 @@ class WebRtcPeers:
             ]
         )
 
-    async def answer(self, sdp: str) -> RTCSessionDescription:
-        """Accept a browser's offer; returns the answer with all our ICE candidates in it."""
+    async def answer(self, sdp: str, credential: Credential | None = None) -> RTCSessionDescription:
+        """Accept a browser's offer; returns the answer with all our ICE candidates in it.
+
+        ``credential`` authenticated the offer: the peer is closed when it is revoked.
+        """
         if len(self.peers) >= self.max_peers:
             fail(503, f"too many WebRTC viewers (at most {self.max_peers})")
         client = f"rtc:{next(_ids)}"
         pc = RTCPeerConnection(self._configuration())
         peer = Peer(pc, client, codec="")
         self.peers[client] = peer
+        if self.connections is not None:
+            peer.connection = self.connections.register(
+                credential, client, lambda: self.close_peer(client)
+            )
 
         @pc.on("datachannel")
         def on_datachannel(channel: RTCDataChannel) -> None:
@@ -238,6 +253,8 @@ class WebRtcPeers:
 
         @channel.on("message")
         def on_message(message: str | bytes) -> None:
+            if peer.closed:
+                return
             msg: Any = None
             try:
                 if isinstance(message, bytes):
@@ -260,6 +277,9 @@ class WebRtcPeers:
         peer = self.peers.pop(client, None)
         if peer is None:
             return
+        peer.closed = True
+        if self.connections is not None and peer.connection is not None:
+            self.connections.unregister(peer.connection)
         self.appliance.hid.release_client(client)
         with contextlib.suppress(Exception):
             await peer.pc.close()
