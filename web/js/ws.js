@@ -61,12 +61,19 @@ export class KvmSocket extends EventTarget {
       this.timers.ping = setInterval(() => this.ping(), PING_EVERY_MS);
     });
     ws.addEventListener("message", (event) => this.onMessage(event));
-    ws.addEventListener("close", () => {
+    ws.addEventListener("close", (event) => {
       if (this.ws !== ws) return;
       clearInterval(this.timers.ping);
       this.ws = null;
       this.rtt = null;
       this.dispatchEvent(new CustomEvent("close"));
+      if (event.code === 4401) {
+        // The server ended this session (logout elsewhere, password change, expiry): the same
+        // cookie cannot reconnect, so log in again instead of retrying.
+        this.stopped = true;
+        window.location.assign("/login");
+        return;
+      }
       if (!this.stopped) this.scheduleReconnect();
     });
   }
