@@ -141,22 +141,23 @@ async def stream_h264(request: web.Request) -> web.WebSocketResponse:
                     )
             await ws.send_bytes(pack_frame(frame))
 
-    async def revoke() -> None:
-        await ws.close(code=CLOSE_CODE, message=CLOSE_REASON.encode())
+    async def receive_requests() -> None:
+        async for message in ws:
+            if message.type is not WSMsgType.TEXT:
+                continue
+            try:
+                msg = json.loads(message.data)
+            except ValueError:
+                continue
+            if isinstance(msg, dict) and msg.get("type") == "keyframe":
+                encoder.request_keyframe()
 
     send_task = asyncio.create_task(sender(), name="h264-ws-send")
     try:
-        with request.app[CONNECTIONS].track(request, "h264", revoke) as conn:
-            async for message in ws:
-                if message.type is not WSMsgType.TEXT:
-                    continue
-                try:
-                    msg = json.loads(message.data)
-                except ValueError:
-                    continue
-                if isinstance(msg, dict) and msg.get("type") == "keyframe":
-                    encoder.request_keyframe()
-            await conn.wait_closed()
+        connections = request.app[CONNECTIONS]
+        if await connections.run_until_revoked(request, "h264", receive_requests()):
+            send_task.cancel()  # no frame after the close frame
+            await ws.close(code=CLOSE_CODE, message=CLOSE_REASON.encode())
     finally:
         sub.close()
         send_task.cancel()

@@ -118,40 +118,42 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
             event = await outbox.get()
             await ws.send_str(json.dumps(event))
 
-    async def revoke() -> None:
-        appliance.hid.release_client(client)  # at once, not after the closing handshake
-        await ws.close(code=CLOSE_CODE, message=CLOSE_REASON.encode())
+    async def receive_input() -> None:
+        async for message in ws:
+            if message.type is not WSMsgType.TEXT:
+                if message.type is WSMsgType.BINARY:
+                    enqueue({"type": "error", "message": "binary messages are not accepted"})
+                continue
+            if len(message.data) > MAX_MESSAGE:
+                enqueue({"type": "error", "message": f"message larger than {MAX_MESSAGE} bytes"})
+                continue
+            msg: Any = None
+            try:
+                msg = json.loads(message.data)
+                if not isinstance(msg, dict):
+                    raise BadMessage("a message must be a JSON object")
+                reply = handle_message(appliance, client, msg)
+            except (BadMessage, UnknownKey, ValueError) as exc:
+                request_type = msg.get("type") if isinstance(msg, dict) else None
+                enqueue({"type": "error", "message": str(exc), "request": request_type})
+                continue
+            if reply is not None:
+                enqueue(reply)
 
     appliance.clients += 1
     unsubscribe = appliance.events.add(enqueue)
     send_task = asyncio.create_task(sender(), name=f"{client}-send")
     try:
-        with appliance.stream(), request.app[CONNECTIONS].track(request, client, revoke) as conn:
-            async for message in ws:
-                if conn.revoked:
-                    break  # input that arrived before the close: not from a valid client any more
-                if message.type is not WSMsgType.TEXT:
-                    if message.type is WSMsgType.BINARY:
-                        enqueue({"type": "error", "message": "binary messages are not accepted"})
-                    continue
-                if len(message.data) > MAX_MESSAGE:
-                    enqueue(
-                        {"type": "error", "message": f"message larger than {MAX_MESSAGE} bytes"}
-                    )
-                    continue
-                msg: Any = None
-                try:
-                    msg = json.loads(message.data)
-                    if not isinstance(msg, dict):
-                        raise BadMessage("a message must be a JSON object")
-                    reply = handle_message(appliance, client, msg)
-                except (BadMessage, UnknownKey, ValueError) as exc:
-                    request_type = msg.get("type") if isinstance(msg, dict) else None
-                    enqueue({"type": "error", "message": str(exc), "request": request_type})
-                    continue
-                if reply is not None:
-                    enqueue(reply)
-            await conn.wait_closed()
+        with appliance.stream():
+            # Revocation cancels receive_input() where it waits for the next message, so nothing
+            # the client sends afterwards is acted on; then we close (ourselves: aiohttp drops the
+            # TCP connection without waiting for the client's answer when close() interrupts a
+            # receive() in another task, and the client would see 1006 instead of our code).
+            connections = request.app[CONNECTIONS]
+            if await connections.run_until_revoked(request, client, receive_input()):
+                appliance.hid.release_client(client)  # now, not after the closing handshake
+                send_task.cancel()
+                await ws.close(code=CLOSE_CODE, message=CLOSE_REASON.encode())
     finally:
         appliance.hid.release_client(client)
         unsubscribe()

@@ -45,35 +45,17 @@ RECHECK_SECONDS: Final = 1.0
 """Longest time a connection outlives a credential changed by another process or expired."""
 
 Revoke = Callable[[], object]
-"""Ends one connection; may return an awaitable (closing a socket waits for the client)."""
+"""Ends one connection; may return an awaitable (closing a WebRTC peer), which the registry runs."""
 
 
 @dataclass(eq=False, slots=True)
 class Connection:
-    """One open connection as the registry sees it.
-
-    ``revoked`` is set before ``revoke`` is called: a handler checks it before acting on input it
-    had already received, so nothing queued behind the revocation gets through.
-    """
+    """One open connection as the registry sees it (``revoked`` is set before ``revoke`` runs)."""
 
     what: str  # for the log: "ws:3", "mjpeg", "rtc:2"...
     credential: Credential | None
     revoke: Revoke
     revoked: bool = False
-    closing: asyncio.Future[Any] | None = None
-    """What ``revoke`` returned, if it was awaitable (e.g. the WebSocket closing handshake)."""
-
-    async def wait_closed(self) -> None:
-        """After a revocation, wait until ``revoke`` finished.
-
-        A WebSocket handler calls this before returning: aiohttp drops the TCP connection when
-        the handler returns, and the client should get to answer our close frame first (without
-        that it reports 1006 instead of our code). ``WebSocketResponse.close`` gives up by
-        itself after its timeout (10 s).
-        """
-        if self.closing is not None:
-            with contextlib.suppress(Exception):  # logged by the registry
-                await self.closing
 
 
 def credential_of(request: web.Request) -> Credential | None:
@@ -132,10 +114,12 @@ class ConnectionRegistry:
     async def run_until_revoked(
         self, request: web.Request, what: str, work: Coroutine[Any, Any, None]
     ) -> bool:
-        """Run ``work`` (a streaming loop) until it ends or the credential dies; True if it died.
+        """Run ``work`` (a streaming or receiving loop) until it ends or the credential dies;
+        True if it died.
 
-        Revocation cancels ``work`` only: the handler carries on and can end its response
-        properly. Cancellation of the handler itself (shutdown, client gone) still propagates.
+        Revocation cancels ``work`` only, wherever it waits: the handler carries on and ends its
+        response properly (finishes the MJPEG body, does the WebSocket closing handshake with
+        :data:`CLOSE_CODE`). Cancellation of the handler itself (shutdown) still propagates.
         """
         task = asyncio.ensure_future(work)
         with self.track(request, what, task.cancel) as conn:
@@ -186,7 +170,6 @@ class ConnectionRegistry:
             return
         if inspect.isawaitable(result):
             closing = asyncio.ensure_future(result)
-            conn.closing = closing
             self._closing.add(closing)
             closing.add_done_callback(self._closed)
 
