@@ -67,11 +67,11 @@ export class KvmSocket extends EventTarget {
       this.ws = null;
       this.rtt = null;
       this.dispatchEvent(new CustomEvent("close"));
-      if (event.code === 4401) {
-        // The server ended this session (logout elsewhere, password change, expiry): the same
-        // cookie cannot reconnect, so log in again instead of retrying.
-        this.stopped = true;
-        window.location.assign("/login");
+      if (event.code === 4401 && !this.stopped) {
+        // The server ended the session this socket was opened with (logout, password change,
+        // expiry). Log in again, unless the browser holds a newer valid cookie (a login in
+        // another tab replaces the session): then reconnect with it.
+        this.reconnectIfSignedIn();
         return;
       }
       if (!this.stopped) this.scheduleReconnect();
@@ -85,6 +85,20 @@ export class KvmSocket extends EventTarget {
     // looks the same as a network error from here; a service restart forgets sessions).
     if (this.attempt >= 2) this.checkSession();
     this.timers.retry = setTimeout(() => this.connect(), delay);
+  }
+
+  async reconnectIfSignedIn() {
+    try {
+      const response = await fetch("/api/auth/me", { credentials: "same-origin" });
+      if (response.status === 401) {
+        this.stopped = true;
+        window.location.assign("/login");
+        return;
+      }
+    } catch {
+      // Appliance unreachable: the normal back-off applies.
+    }
+    if (!this.stopped) this.scheduleReconnect();
   }
 
   async checkSession() {
