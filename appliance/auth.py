@@ -10,6 +10,10 @@ re-reads it when it changed, so a new token works at once and a revoked one stop
 password change also ends every browser session. Browser sessions are kept (hashed) in
 ``sessions.json`` so a restart does not log anyone out (see ``appliance.sessions``).
 
+A request's proof of identity is summed up as a :class:`Credential` (which session, token or
+password it used, never the secret itself), so that connections that outlive the request can be
+re-checked later with :meth:`AuthStore.credential_valid` (see ``appliance.api.connections``).
+
 Standard library only: the small CLI commands import this module.
 """
 
@@ -33,7 +37,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from appliance.sessions import SESSIONS_FILE, SessionRecord, SessionTable, session_digest
 
@@ -82,6 +86,36 @@ class TokenInfo:
     id: str
     name: str
     created: str  # ISO 8601, UTC
+
+
+CredentialKind = Literal["session", "token", "basic"]
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """What authenticated a request, in a form that can be re-checked but not replayed.
+
+    ``key`` is the SHA-256 of the session cookie (as ``sessions.json`` stores it), the SHA-256 of
+    the API token (as ``tokens.json`` stores it), or for HTTP Basic the fingerprint of the
+    password hash the password was checked against: a new password ends Basic connections just as
+    it ends sessions. Long-lived connections keep it to be closed when it stops being valid.
+    """
+
+    kind: CredentialKind
+    key: str
+
+    @classmethod
+    def for_session(cls, sid: str) -> Credential:
+        return cls("session", session_digest(sid))
+
+    @classmethod
+    def for_token(cls, token: str) -> Credential:
+        return cls("token", token_digest(token))
+
+
+def token_digest(token: str) -> str:
+    """How a token is stored and compared: SHA-256, hex."""
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def generate_password() -> str:
@@ -207,6 +241,30 @@ class AuthStore:
         self._sessions = SessionTable(self.sessions_path, write_private)
         self._cache_key = secrets.token_bytes(32)
         self._verified: dict[bytes, float] = {}
+        self._listeners: list[Callable[[], None]] = []
+
+    # ------------------------------------------------------------------ change notification
+
+    def add_listener(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call ``listener()`` after this process revoked something (logout, token revocation,
+        password change); returns a function that removes it.
+
+        Why: the server closes connections opened with a credential that just died, and a change
+        made in this process should not wait for its next periodic re-check. The listener may be
+        called from a worker thread (logout writes ``sessions.json`` off the event loop). Changes
+        made by another process (the CLI) are not announced: the server's re-check finds them.
+        """
+        self._listeners.append(listener)
+
+        def remove() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return remove
+
+    def _revoked(self) -> None:
+        for listener in list(self._listeners):
+            listener()
 
     # ------------------------------------------------------------------ locking
 
@@ -267,6 +325,7 @@ class AuthStore:
             self._store_password(password, user)
             if self._sessions.exists():
                 self._sessions.save({})  # the fingerprint check would refuse them anyway
+        self._revoked()
 
     def _store_password(self, password: str, user: str) -> None:
         salt = secrets.token_bytes(16)
@@ -390,7 +449,7 @@ class AuthStore:
                 {
                     "id": token_id,
                     "name": name,
-                    "sha256": hashlib.sha256(token.encode()).hexdigest(),
+                    "sha256": token_digest(token),
                     "created": created,
                 }
             )
@@ -410,23 +469,53 @@ class AuthStore:
             if match is None:
                 return None
             self._tokens.write({"tokens": [t for t in records if t is not match]})
+        self._revoked()
         return TokenInfo(match["id"], match["name"], match["created"])
 
     def verify_token(self, token: str) -> str | None:
         """The token's name if ``token`` is valid now (sees other processes' changes at once)."""
         if not isinstance(token, str) or not token.startswith(TOKEN_PREFIX) or len(token) > 256:
             return None
-        digest = hashlib.sha256(token.encode()).hexdigest()
+        return self._token_name(token_digest(token))
+
+    def _token_name(self, digest: str) -> str | None:
         found: str | None = None
         for t in self._token_records():
             if hmac.compare_digest(digest, t["sha256"]):
                 found = t["name"]
         return found
 
+    # ------------------------------------------------------------------ credentials
+
+    def basic_credential(self) -> Credential | None:
+        """The credential a Basic-auth request gets if its password checks out.
+
+        Take it *before* checking the password: should the password change in between, the
+        connection is bound to the older hash and closed, never the other way round.
+        """
+        fingerprint = self.password_fingerprint()
+        return Credential("basic", fingerprint) if fingerprint is not None else None
+
+    def credential_valid(self, credential: Credential) -> bool:
+        """Whether ``credential`` would still authenticate a request now.
+
+        Reads only: a ``stat`` of the file concerned (re-read only if it changed), so open
+        connections can be re-checked every second for almost nothing.
+        """
+        if credential.kind == "session":
+            return self._session_user(credential.key) is not None
+        if credential.kind == "token":
+            return self._token_name(credential.key) is not None
+        if credential.kind == "basic":
+            fingerprint = self.password_fingerprint()
+            return fingerprint is not None and hmac.compare_digest(fingerprint, credential.key)
+        return False
+
     # ------------------------------------------------------------------ sessions
 
-    def _password_fingerprint(self) -> str | None:
-        """Binds sessions to the current password hash: a new password ends them all."""
+    def password_fingerprint(self) -> str | None:
+        """Binds sessions (and Basic-auth connections) to the current password hash: a new
+        password ends them all. None when no password is set."""
         rec = self._record()
         if rec is None:
             return None
@@ -449,7 +538,7 @@ class AuthStore:
         """
         sid = secrets.token_urlsafe(32)
         with self._locked():
-            fingerprint = self._password_fingerprint()
+            fingerprint = self.password_fingerprint()
             if fingerprint is None:
                 raise AuthError("no admin password is set")
             now = self.clock()
@@ -472,13 +561,16 @@ class AuthStore:
         """
         if not sid or len(sid) > 256:
             return None
-        record = self._sessions.get(session_digest(sid))
+        return self._session_user(session_digest(sid))
+
+    def _session_user(self, digest: str) -> str | None:
+        record = self._sessions.get(digest)
         if record is None:
             return None
         now = self.clock()
         if not record.created - _CLOCK_SLACK <= now < record.expires:
             return None
-        fingerprint = self._password_fingerprint()
+        fingerprint = self.password_fingerprint()
         if fingerprint is None or not hmac.compare_digest(fingerprint, record.password):
             return None
         return record.user
@@ -494,8 +586,9 @@ class AuthStore:
             records = self._sessions.load()
             if records.pop(digest, None) is None:
                 return
-            self._prune(records, self.clock(), self._password_fingerprint())
+            self._prune(records, self.clock(), self.password_fingerprint())
             self._sessions.save(records)
+        self._revoked()
 
     async def create_session_async(self, user: str) -> str:
         """:meth:`create_session` in a worker thread: the fsync never stalls the event loop."""

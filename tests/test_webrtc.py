@@ -24,6 +24,7 @@ from aiortc import (
 
 from appliance.api.h264 import H264
 from appliance.api.webrtc import WEBRTC
+from appliance.auth import AuthStore
 from capture.stamp import decode_stamp, stamp_age_ms
 from tests.conftest import Server, hid_until, start_server
 
@@ -192,6 +193,28 @@ async def test_vp8_only_browser_gets_vp8(stamped: Server) -> None:
         assert counter > 0
         assert "VP8/90000" in viewer.answer and "H264/90000" not in viewer.answer
         assert stamped.app[H264].stats.starts == 0  # no shared encode for a VP8 viewer
+    finally:
+        await viewer.close()
+
+
+async def test_password_change_closes_a_peer_opened_with_the_old_password(
+    stamped: Server,
+) -> None:
+    viewer = await connect(stamped)  # the offer was authenticated with Basic
+    appliance: Any = stamped.appliance
+    hid = appliance.hid
+    try:
+        async with asyncio.timeout(20):
+            await opened(viewer.input)
+            viewer.input.send(json.dumps({"type": "key", "code": "ShiftLeft", "down": True}))
+            await hid_until(hid, lambda: bool(hid.keyboard.held), "Shift to be held")
+            # What `ipkvm passwd` does, from another store instance (no in-process notice).
+            store = AuthStore(stamped.state_dir)
+            await asyncio.to_thread(store.set_password, "another-password")
+            await demo_until(
+                stamped, lambda _: not stamped.app[WEBRTC].peers, "the server to drop the peer"
+            )
+        await hid_until(hid, lambda: not hid.keyboard.held, "the revoked peer's Shift released")
     finally:
         await viewer.close()
 

@@ -1,5 +1,6 @@
 """The aiohttp application: pages, static assets, the API route tables, and the lifecycle that
-starts the appliance and — on shutdown — closes WebSockets and releases every key."""
+starts the appliance and — on shutdown — closes WebSockets and releases every key. Connections
+whose credentials are revoked are closed too (``appliance.api.connections``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from appliance.api import demo, hid, power, scripts, video, ws
+from appliance.api import connections, demo, hid, power, scripts, video, ws
 from appliance.api.auth import setup_auth
 from appliance.api.httpjson import json_response
 from appliance.api.ice import IceServer
@@ -85,6 +86,7 @@ def create_app(
         trusted_proxies=appliance.config.server.trusted_proxies,
         proxy_header=appliance.config.server.proxy_header,
     )
+    connections.setup(app, auth_store)  # before the streaming routes: they register with it
     app.add_routes(routes)
     app.add_routes(hid.routes)
     app.add_routes(video.routes)

@@ -31,7 +31,7 @@ from typing import Any
 
 from aiohttp import hdrs, web
 
-from appliance.auth import MAX_PASSWORD_LENGTH, AuthStore, LoginThrottle
+from appliance.auth import MAX_PASSWORD_LENGTH, AuthStore, Credential, LoginThrottle
 
 SESSION_COOKIE = "ipkvm_session"
 REALM = "ipkvm"
@@ -50,11 +50,16 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class AuthInfo:
-    """Who made the request and how they proved it (``request[AUTH]``)."""
+    """Who made the request and how they proved it (``request[AUTH]``).
+
+    ``credential`` names the session, token or password that was used, so a connection opened by
+    this request can be closed when that credential is revoked (``appliance.api.connections``).
+    """
 
     user: str
     via: str  # "session" | "token" | "basic"
     session_id: str | None = None
+    credential: Credential | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,14 +258,15 @@ async def _check_basic(
     user, sep, password = decoded.partition(":")
     if not sep:
         return _json(401, {"error": "malformed Basic credentials"}, _basic_challenge())
+    credential = store.basic_credential()  # before the check: a change in between fails closed
     if store.verify_cached(user, password):
-        return AuthInfo(user, "basic")
+        return AuthInfo(user, "basic", credential=credential)
     ok = await _throttled_verify(request, store, throttle, user, password)
     if isinstance(ok, web.Response):
         return ok
     if not ok:
         return _json(401, {"error": "wrong user or password"}, _basic_challenge())
-    return AuthInfo(user, "basic")
+    return AuthInfo(user, "basic", credential=credential)
 
 
 async def _throttled_verify(
@@ -293,14 +299,15 @@ async def _authenticate(request: web.Request) -> AuthInfo | web.Response | None:
         scheme, _, credentials = header.strip().partition(" ")
         scheme = scheme.lower()
         if scheme == "bearer":
-            name = store.verify_token(credentials.strip())
+            token = credentials.strip()
+            name = store.verify_token(token)
             if name is None:
                 return _json(
                     401,
                     {"error": "invalid or revoked token"},
                     {hdrs.WWW_AUTHENTICATE: f'Bearer realm="{REALM}", error="invalid_token"'},
                 )
-            return AuthInfo(name, "token")
+            return AuthInfo(name, "token", credential=Credential.for_token(token))
         if scheme == "basic":
             return await _check_basic(request, store, request.app[LOGIN_THROTTLE], credentials)
         return _json(
@@ -308,11 +315,14 @@ async def _authenticate(request: web.Request) -> AuthInfo | web.Response | None:
             {"error": "unsupported Authorization scheme (use Bearer or Basic)"},
             _basic_challenge(),
         )
-    sid = request.cookies.get(SESSION_COOKIE)
+    return _session_auth(store, request.cookies.get(SESSION_COOKIE))
+
+
+def _session_auth(store: AuthStore, sid: str | None) -> AuthInfo | None:
     user = store.check_session(sid)
-    if user is not None:
-        return AuthInfo(user, "session", sid)
-    return None
+    if user is None or sid is None:
+        return None
+    return AuthInfo(user, "session", sid, Credential.for_session(sid))
 
 
 def _wants_html(request: web.Request) -> bool:
@@ -357,11 +367,9 @@ async def auth_middleware(request: web.Request, handler: Any) -> web.StreamRespo
     if _is_public(settings, request.path):
         if (state_changing or websocket) and not same_origin(request):
             return _forbidden_origin()
-        sid = request.cookies.get(SESSION_COOKIE)
-        user = request.app[AUTH_STORE].check_session(sid)
-        auth = AuthInfo(user, "session", sid) if user is not None else None
+        auth = _session_auth(request.app[AUTH_STORE], request.cookies.get(SESSION_COOKIE))
         request[AUTH] = auth
-        request[USER] = user
+        request[USER] = auth.user if auth is not None else None
         return await handler(request)  # type: ignore[no-any-return]
     result = await _authenticate(request)
     if isinstance(result, web.StreamResponse):

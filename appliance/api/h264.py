@@ -20,7 +20,8 @@ Before the first keyframe, and whenever the size or profile changes, a text mess
 The client may send ``{"type": "keyframe"}`` (after a decoder error, say) to get an IDR.
 
 A viewer that stops reading fills its own small queue, which is then emptied; it resumes at the
-next keyframe. The encoder and the other viewers never wait for it.
+next keyframe. The encoder and the other viewers never wait for it. A viewer whose credentials are
+revoked is closed with code 4401 (``appliance.api.connections``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from typing import Any, Final
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from appliance.api.connections import CLOSE_CODE, CLOSE_REASON, CONNECTIONS
 from appliance.runtime import APPLIANCE
 from capture.h264 import EncodedFrame, EncoderSettings, H264Encoder, sps_info
 
@@ -139,8 +141,7 @@ async def stream_h264(request: web.Request) -> web.WebSocketResponse:
                     )
             await ws.send_bytes(pack_frame(frame))
 
-    send_task = asyncio.create_task(sender(), name="h264-ws-send")
-    try:
+    async def receive_requests() -> None:
         async for message in ws:
             if message.type is not WSMsgType.TEXT:
                 continue
@@ -150,6 +151,13 @@ async def stream_h264(request: web.Request) -> web.WebSocketResponse:
                 continue
             if isinstance(msg, dict) and msg.get("type") == "keyframe":
                 encoder.request_keyframe()
+
+    send_task = asyncio.create_task(sender(), name="h264-ws-send")
+    try:
+        connections = request.app[CONNECTIONS]
+        if await connections.run_until_revoked(request, "h264", receive_requests()):
+            send_task.cancel()  # no frame after the close frame
+            await ws.close(code=CLOSE_CODE, message=CLOSE_REASON.encode())
     finally:
         sub.close()
         send_task.cancel()

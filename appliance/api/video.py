@@ -1,6 +1,7 @@
 """MJPEG stream and snapshots. Each frame is JPEG-encoded once (JpegEncoder caches by content),
 however many clients watch; a client only gets a new part when the picture changed, plus a
-keep-alive part about once a second so proxies and browsers do not time out."""
+keep-alive part about once a second so proxies and browsers do not time out. A stream ends (the
+response body is finished) when the credentials that opened it are revoked."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import asyncio
 
 from aiohttp import web
 
+from appliance.api.connections import CONNECTIONS
 from appliance.api.httpjson import fail
 from appliance.runtime import APPLIANCE, Appliance
 from capture.frame import Frame
@@ -49,7 +51,8 @@ async def stream_mjpeg(request: web.Request) -> web.StreamResponse:
     frame = appliance.hub.latest
     try:
         with appliance.stream():
-            await _stream_parts(resp, appliance, frame, max_fps, quality)
+            parts = _stream_parts(resp, appliance, frame, max_fps, quality)
+            await request.app[CONNECTIONS].run_until_revoked(request, "mjpeg", parts)
     except ConnectionResetError:
         pass  # the viewer went away
     return resp

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from appliance.api.connections import CONNECTIONS, credential_of
 from appliance.api.h264 import H264
 from appliance.api.httpjson import fail, json_response, read_json
 from appliance.api.ice import IceServer
@@ -66,6 +67,7 @@ class WebRtcService:
                     self.ice_servers,
                     self.max_peers,
                     self.connect_timeout,
+                    self._app.get(CONNECTIONS),
                 )
                 log.info("WebRTC loaded for the first viewer")
             return self._peers
@@ -110,7 +112,7 @@ async def offer(request: web.Request) -> web.Response:
         fail(413, f"SDP larger than {MAX_SDP} bytes")
     peers = await request.app[WEBRTC].get()
     try:
-        answer = await peers.answer(sdp)
+        answer = await peers.answer(sdp, credential_of(request))
     except web.HTTPException:
         raise
     except Exception as exc:

@@ -25,6 +25,8 @@ therefore has a reaper: it must reach "connected" within ``connect_timeout`` sec
 offer, and one that drops to "disconnected" must come back within the same time, or it is
 closed. "failed" and "closed" free the slot at once. An offer without a media section is refused
 before it takes a slot: nothing could ever connect over it.
+A peer is closed when the credentials of the offer that created it are revoked
+(:mod:`appliance.api.connections`).
 """
 
 from __future__ import annotations
@@ -57,6 +59,8 @@ from appliance.api.rtp_playout import send_playout_delay
 from appliance.api.ws import BadMessage, handle_message
 
 __all__ = ["BadOffer", "Peer", "WebRtcPeers", "check_offer"]
+from appliance.api.connections import Connection, ConnectionRegistry
+from appliance.auth import Credential
 from appliance.runtime import Appliance
 from capture.frame import Image
 from capture.h264 import TIME_BASE, H264Encoder, Subscription
@@ -144,7 +148,9 @@ class Peer:
     reaper: asyncio.TimerHandle | None = None
     """Closes the peer unless it (re)connects in time; None while it is connected."""
     closed: asyncio.Event = field(default_factory=asyncio.Event)
-    """Set once the peer has left :attr:`WebRtcPeers.peers` (its slot is free)."""
+    """Set first thing on close: data-channel messages still in flight are then ignored, and
+    tests await it (the slot is free once the peer has left :attr:`WebRtcPeers.peers`)."""
+    connection: Connection | None = None
 
 
 class BadOffer(ValueError):
@@ -179,12 +185,14 @@ class WebRtcPeers:
         ice_servers: Sequence[IceServer] = (),
         max_peers: int = 16,
         connect_timeout: float = 20.0,
+        connections: ConnectionRegistry | None = None,
     ) -> None:
         self.appliance = appliance
         self.encoder = encoder
         self.ice_servers = tuple(ice_servers)
         self.max_peers = max_peers
         self.connect_timeout = connect_timeout
+        self.connections = connections
         self.peers: dict[str, Peer] = {}
         self._reaping: set[asyncio.Task[None]] = set()
 
@@ -196,8 +204,11 @@ class WebRtcPeers:
             ]
         )
 
-    async def answer(self, sdp: str) -> RTCSessionDescription:
-        """Accept a browser's offer; returns the answer with all our ICE candidates in it."""
+    async def answer(self, sdp: str, credential: Credential | None = None) -> RTCSessionDescription:
+        """Accept a browser's offer; returns the answer with all our ICE candidates in it.
+
+        ``credential`` authenticated the offer: the peer is closed when it is revoked.
+        """
         check_offer(sdp)  # before the capacity check: a broken offer is a 400, never a 503
         if len(self.peers) >= self.max_peers:
             fail(503, f"too many WebRTC viewers (at most {self.max_peers})")
@@ -206,6 +217,10 @@ class WebRtcPeers:
         peer = Peer(pc, client, codec="")
         self.peers[client] = peer
         self._arm_reaper(peer, "did not connect")
+        if self.connections is not None:
+            peer.connection = self.connections.register(
+                credential, client, lambda: self.close_peer(client)
+            )
 
         @pc.on("datachannel")
         def on_datachannel(channel: RTCDataChannel) -> None:
@@ -279,6 +294,8 @@ class WebRtcPeers:
 
         @channel.on("message")
         def on_message(message: str | bytes) -> None:
+            if peer.closed.is_set():
+                return
             msg: Any = None
             try:
                 if isinstance(message, bytes):
@@ -325,6 +342,8 @@ class WebRtcPeers:
             return
         self._disarm_reaper(peer)
         peer.closed.set()
+        if self.connections is not None and peer.connection is not None:
+            self.connections.unregister(peer.connection)
         self.appliance.hid.release_client(client)
         with contextlib.suppress(Exception):
             await peer.pc.close()

@@ -1,8 +1,9 @@
 """The input/state WebSocket (``/api/ws``): the browser console's low-latency input channel.
 
 Each connection is a HID client: what it holds is released when it goes away, however it goes
-away (close, network loss, server shutdown). Bad messages get an ``error`` event; nothing a client
-sends can take down the service or disturb other clients.
+away (close, network loss, server shutdown, its credentials revoked: then it is closed with code
+4401, see :mod:`.connections`). Bad messages get an ``error`` event; nothing a client sends
+can take down the service or disturb other clients.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from appliance.api.connections import CLOSE_CODE, CLOSE_REASON, CONNECTIONS
 from appliance.runtime import APPLIANCE, Appliance
 from hid.keymap import UnknownKey
 from hid.reports import ABS_MAX, BUTTONS
@@ -114,33 +116,42 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
             event = await outbox.get()
             await ws.send_str(json.dumps(event))
 
+    async def receive_input() -> None:
+        async for message in ws:
+            if message.type is not WSMsgType.TEXT:
+                if message.type is WSMsgType.BINARY:
+                    enqueue({"type": "error", "message": "binary messages are not accepted"})
+                continue
+            if len(message.data) > MAX_MESSAGE:
+                enqueue({"type": "error", "message": f"message larger than {MAX_MESSAGE} bytes"})
+                continue
+            msg: Any = None
+            try:
+                msg = json.loads(message.data)
+                if not isinstance(msg, dict):
+                    raise BadMessage("a message must be a JSON object")
+                reply = handle_message(appliance, client, msg)
+            except (BadMessage, UnknownKey, ValueError) as exc:
+                request_type = msg.get("type") if isinstance(msg, dict) else None
+                enqueue({"type": "error", "message": str(exc), "request": request_type})
+                continue
+            if reply is not None:
+                enqueue(reply)
+
     appliance.clients += 1
     unsubscribe = appliance.events.add(enqueue)
     send_task = asyncio.create_task(sender(), name=f"{client}-send")
     try:
         with appliance.stream():
-            async for message in ws:
-                if message.type is not WSMsgType.TEXT:
-                    if message.type is WSMsgType.BINARY:
-                        enqueue({"type": "error", "message": "binary messages are not accepted"})
-                    continue
-                if len(message.data) > MAX_MESSAGE:
-                    enqueue(
-                        {"type": "error", "message": f"message larger than {MAX_MESSAGE} bytes"}
-                    )
-                    continue
-                msg: Any = None
-                try:
-                    msg = json.loads(message.data)
-                    if not isinstance(msg, dict):
-                        raise BadMessage("a message must be a JSON object")
-                    reply = handle_message(appliance, client, msg)
-                except (BadMessage, UnknownKey, ValueError) as exc:
-                    request_type = msg.get("type") if isinstance(msg, dict) else None
-                    enqueue({"type": "error", "message": str(exc), "request": request_type})
-                    continue
-                if reply is not None:
-                    enqueue(reply)
+            # Revocation cancels receive_input() where it waits for the next message, so nothing
+            # the client sends afterwards is acted on; then we close (ourselves: aiohttp drops the
+            # TCP connection without waiting for the client's answer when close() interrupts a
+            # receive() in another task, and the client would see 1006 instead of our code).
+            connections = request.app[CONNECTIONS]
+            if await connections.run_until_revoked(request, client, receive_input()):
+                appliance.hid.release_client(client)  # now, not after the closing handshake
+                send_task.cancel()
+                await ws.close(code=CLOSE_CODE, message=CLOSE_REASON.encode())
     finally:
         appliance.hid.release_client(client)
         unsubscribe()

@@ -1,7 +1,8 @@
 """``ipkvm passwd``: set the admin password (the only way to change it: no web form to abuse).
 
 Interactive on a terminal (asked twice, never echoed); ``--stdin`` reads one line for scripts.
-A running server notices the new hash at once and ends every browser session.
+A running server notices the new hash at once and ends every browser session; connections opened
+with a session or the old password are closed within a second (``appliance.api.connections``).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """``ipkvm token create|list|revoke``: API tokens for scripts and fleet tools.
 
 ``create`` prints only the token on stdout (``TOKEN=$(ipkvm token create ci)``); it is shown once
-and stored as a SHA-256 digest. A running server accepts or rejects tokens changed here at once.
+and stored as a SHA-256 digest. A running server accepts or rejects tokens changed here at once,
+and closes connections opened with a revoked token within a second (``appliance.api.connections``).
 """
 
 from __future__ import annotations

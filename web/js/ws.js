@@ -61,12 +61,19 @@ export class KvmSocket extends EventTarget {
       this.timers.ping = setInterval(() => this.ping(), PING_EVERY_MS);
     });
     ws.addEventListener("message", (event) => this.onMessage(event));
-    ws.addEventListener("close", () => {
+    ws.addEventListener("close", (event) => {
       if (this.ws !== ws) return;
       clearInterval(this.timers.ping);
       this.ws = null;
       this.rtt = null;
       this.dispatchEvent(new CustomEvent("close"));
+      if (event.code === 4401 && !this.stopped) {
+        // The server ended the session this socket was opened with (logout, password change,
+        // expiry). Log in again, unless the browser holds a newer valid cookie (a login in
+        // another tab replaces the session): then reconnect with it.
+        this.reconnectIfSignedIn();
+        return;
+      }
       if (!this.stopped) this.scheduleReconnect();
     });
   }
@@ -78,6 +85,20 @@ export class KvmSocket extends EventTarget {
     // looks the same as a network error from here; a service restart forgets sessions).
     if (this.attempt >= 2) this.checkSession();
     this.timers.retry = setTimeout(() => this.connect(), delay);
+  }
+
+  async reconnectIfSignedIn() {
+    try {
+      const response = await fetch("/api/auth/me", { credentials: "same-origin" });
+      if (response.status === 401) {
+        this.stopped = true;
+        window.location.assign("/login");
+        return;
+      }
+    } catch {
+      // Appliance unreachable: the normal back-off applies.
+    }
+    if (!this.stopped) this.scheduleReconnect();
   }
 
   async checkSession() {
