@@ -73,17 +73,17 @@ async def screen_wait(request: web.Request) -> web.Response:
     image = get_field(data, "image", str, None)
     text = get_field(data, "text", str, None)
     if (image is None) == (text is None):
-        fail(400, "give exactly one of 'image' (base64 PNG) or 'text'")
+        fail(400, "give exactly one of 'image' (base64 PNG or JPEG) or 'text'")
     try:
         if image is not None:
             threshold = float(get_field(data, "threshold", (int, float), 0.9))
             if not 0 < threshold <= 1:
                 fail(400, "field 'threshold' must be more than 0 and at most 1")
             try:
-                png = base64.b64decode(image, validate=True)
+                raw = base64.b64decode(image, validate=True)
             except (binascii.Error, ValueError):
                 fail(400, "field 'image' is not valid base64")
-            template = screen.decode_png(png)
+            template = await screen.load_template(raw)  # header checked first, then a thread
             match = await screen.wait_for_image(
                 appliance.hub, template, timeout=timeout, threshold=threshold, region=region
             )
@@ -112,10 +112,18 @@ async def run_script(request: web.Request) -> web.Response:
     wait = get_field(data, "wait", bool, True)
     try:
         script = ducky.parse(source)
+        # Every template's header is checked (format, size) before any is decoded; then each is
+        # decoded once, in the template thread, so an undecodable or flat one is refused with
+        # its line before anything is sent. They are not kept: a script holds at most the one it
+        # is waiting for, not all its templates at once.
         templates = ducky.decode_templates(script, uploaded)
+        checked: set[str] = set()
         for cmd in script.templates:
+            if cmd.template in checked:
+                continue
+            checked.add(cmd.template)
             try:
-                screen.decode_png(templates[cmd.template])
+                await screen.load_template(templates[cmd.template])
             except screen.ScreenError as exc:
                 raise ducky.DuckyError(cmd.line, cmd.column, f"{cmd.template}: {exc}") from None
     except ducky.DuckyError as exc:

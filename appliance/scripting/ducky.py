@@ -19,8 +19,8 @@ Language (commands are case-insensitive, one per line)::
     WAITFOR tpl.png [timeout]   wait until the template is on screen (seconds, default 30)
     WAITFOR_TEXT text [timeout] wait until OCR finds the text on screen
 
-This module imports only the standard library and :mod:`hid.keynames`, so the CLI can parse
-scripts without aiohttp, OpenCV or NumPy.
+This module imports only the standard library, :mod:`hid.keynames` and :mod:`appliance.imagecheck`,
+so the CLI can parse scripts (and check their templates' headers) without aiohttp, OpenCV or NumPy.
 """
 
 from __future__ import annotations
@@ -32,10 +32,11 @@ import math
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from appliance import imagecheck
 from hid.keymap import UnknownKey
 from hid.keynames import key_code
 
@@ -48,7 +49,7 @@ MAX_WAIT_TIMEOUT = 300.0
 MAX_DELAY_MS = 3_600_000
 MAX_REPEAT = 100_000
 MAX_SCRIPT_CHARS = 1_000_000
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+PNG_MAGIC = imagecheck.PNG_MAGIC
 _HEAD = re.compile(r"(\S+)(?:[ \t](.*))?$", re.DOTALL)
 
 # Key names DuckyScript spells differently from hid.keynames (which already knows CTRL, CONTROL,
@@ -355,7 +356,8 @@ def check_typable(script: Script, layout: Any) -> None:
 def load_templates(script: Script, base_dir: Path) -> dict[str, bytes]:
     """Read every WAITFOR template, relative to *base_dir* (the script's directory).
 
-    A missing or non-PNG file is a :class:`DuckyError` on its line, before anything is sent.
+    A missing, non-PNG or oversized file is a :class:`DuckyError` on its line, before anything
+    is sent.
     """
     out: dict[str, bytes] = {}
     for cmd in script.templates:
@@ -369,9 +371,7 @@ def load_templates(script: Script, base_dir: Path) -> dict[str, bytes]:
         except OSError as exc:
             reason = exc.strerror or type(exc).__name__
             raise DuckyError(cmd.line, cmd.column, f"template {str(path)!r}: {reason}") from None
-        if not data.startswith(PNG_MAGIC):
-            raise DuckyError(cmd.line, cmd.column, f"template {str(path)!r} is not a PNG file")
-        out[cmd.template] = data
+        out[cmd.template] = _checked(cmd, data, str(path))
     return out
 
 
@@ -394,10 +394,21 @@ def decode_templates(script: Script, uploaded: Mapping[str, Any]) -> dict[str, b
             raise DuckyError(
                 cmd.line, cmd.column, f"template {cmd.template!r} is not valid base64"
             ) from None
-        if not data.startswith(PNG_MAGIC):
-            raise DuckyError(cmd.line, cmd.column, f"template {cmd.template!r} is not a PNG file")
-        out[cmd.template] = data
+        out[cmd.template] = _checked(cmd, data, cmd.template)
     return out
+
+
+def _checked(cmd: WaitImage, data: bytes, name: str) -> bytes:
+    """A template must be a PNG within :data:`appliance.imagecheck.TEMPLATE_LIMITS`: checked from
+    its header, before anything decodes it (a 4.5 KB PNG can claim 6000x6000 pixels, 1 GB)."""
+    if not data.startswith(PNG_MAGIC):
+        raise DuckyError(cmd.line, cmd.column, f"template {name!r} is not a PNG file")
+    limits = replace(imagecheck.TEMPLATE_LIMITS, what=f"template {name!r}")
+    try:
+        imagecheck.check(data, limits)
+    except imagecheck.ImageRejected as exc:
+        raise DuckyError(cmd.line, cmd.column, str(exc)) from None
+    return data
 
 
 # ---------------------------------------------------------------------------- running
@@ -523,7 +534,7 @@ class HidExecutor:
         from appliance.scripting import screen
 
         try:
-            tpl = screen.decode_png(template)
+            tpl = await screen.load_template(template)
             await screen.wait_for_image(self.appliance.hub, tpl, timeout=timeout)
         except screen.ScreenTimeout as exc:
             raise WaitTimedOut(0, f"WAITFOR {name}: {exc}", exc.best_score) from None

@@ -9,6 +9,11 @@ resolution search of every position costs ~70 ms per 720p frame here and several
 Raspberry Pi, so a waiting script would keep a core busy and notice its screen late. OCR itself
 is the ``tesseract`` program run as an asyncio subprocess, so the event loop never blocks and a
 stuck OCR run is killed when the wait ends.
+
+Templates come from users, so :func:`load_template` checks the header against
+:data:`appliance.imagecheck.TEMPLATE_LIMITS` on the event loop (microseconds; a decompression bomb
+is refused before any decoder allocates), then decodes and prepares it in a one-thread pool of its
+own, off the event loop.
 """
 
 from __future__ import annotations
@@ -21,12 +26,14 @@ import os
 import re
 import shutil
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
+from appliance import imagecheck
 from capture.frame import Frame, Image
 from capture.hub import FrameHub
 
@@ -78,18 +85,57 @@ class Match:
 Region = tuple[int, int, int, int]
 
 
+TEMPLATE_LIMITS = imagecheck.TEMPLATE_LIMITS
+
+_decoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="template-decode")
+"""Templates are decoded and prepared one at a time: each may take ~55 MB at its peak (a 4K PNG,
+see ``TEMPLATE_LIMITS``), and the default pool would run min(32, cores + 4) = 6 of them at once on
+a Raspberry Pi, 330 MB of a 512 MB board. Queued uploads wait instead; the event loop never does."""
+
+
+def check_template(data: bytes) -> imagecheck.ImageInfo:
+    """Header check of a template (format, size against ``TEMPLATE_LIMITS``) without decoding:
+    cheap enough for the event loop. Raises :class:`ScreenError` naming size and limit."""
+    try:
+        return imagecheck.check(data, TEMPLATE_LIMITS)
+    except imagecheck.ImageRejected as exc:
+        raise ScreenError(str(exc)) from None
+
+
 def decode_png(data: bytes) -> Image:
-    """Decode a template (PNG, or anything OpenCV reads) into a BGR image."""
-    if not data:
-        raise ScreenError("template image is empty")
-    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    """Decode a template (PNG or JPEG) into a BGR image, after :func:`check_template`.
+
+    Blocks for up to about half a second at the size limit (4K on the development machine:
+    40-450 ms for PNGs, 160 ms for a baseline JPEG): on the event loop, call
+    :func:`load_template`, which runs this in a thread.
+    EXIF orientation is ignored: a template is cut from the screen as the capture stores it, and
+    rotating would cost a second copy and swap the checked width and height.
+    """
+    info = check_template(data)
+    arr = cv2.imdecode(
+        np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
+    )
     if arr is None:
-        raise ScreenError("template is not a decodable image")
+        raise ScreenError(f"template is not a decodable {info.format} image")
+    if arr.shape[:2] != (info.height, info.width):  # the header reader and the decoder disagree
+        raise ScreenError(f"template decodes to {arr.shape[1]}x{arr.shape[0]}, not {info.size}")
     image: Image = np.ascontiguousarray(arr, dtype=np.uint8)
     if _detail(image) == 0.0:
         # TM_CCOEFF_NORMED divides by the template's variance: a flat colour matches nothing.
         raise ScreenError("template is one flat colour; cut one that includes some detail")
     return image
+
+
+def _decode_and_prepare(data: bytes) -> Template:
+    return prepare_template(decode_png(data))
+
+
+async def load_template(data: bytes) -> Template:
+    """Check *data*'s header here (a bomb is refused at once, before it queues), then decode and
+    prepare it (:func:`prepare_template`) in the template thread, off the event loop."""
+    check_template(data)
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_decoder, _decode_and_prepare, data)
 
 
 def _crop(image: Image, region: Region | None) -> tuple[Image, int, int]:
@@ -166,8 +212,13 @@ def _downscale(image: Image, factor: int) -> Image:
 
 def _detail(image: Image) -> float:
     """Largest per-channel standard deviation: what TM_CCOEFF_NORMED has to work with (a flat
-    colour has none, whatever the colour)."""
-    return float(image.reshape(-1, image.shape[2] if image.ndim == 3 else 1).std(axis=0).max())
+    colour has none, whatever the colour).
+
+    ``cv2.meanStdDev`` sums in place. NumPy's ``std`` made a float64 copy of the picture, 8 bytes
+    per sample: decoding and preparing a 4K template peaked at 219 MB and took 1.2 s with it, 53 MB
+    and 0.13 s without (the 16000x16000 bomb asked it for 5.7 GiB)."""
+    _, std = cv2.meanStdDev(image)
+    return float(np.max(std))
 
 
 def prepare_template(template: Image) -> Template:
@@ -322,16 +373,22 @@ def match_template(
 
 async def wait_for_image(
     hub: FrameHub,
-    template: Image,
+    template: Image | Template,
     *,
     timeout: float,
     threshold: float = 0.9,
     region: Region | None = None,
 ) -> Match:
-    """Return the first match scoring at least *threshold*, checking each changed frame once."""
+    """Return the first match scoring at least *threshold*, checking each changed frame once.
+
+    Pass a :class:`Template` from :func:`load_template`; a bare image is prepared (once per wait,
+    not per frame) in the template thread."""
     loop = asyncio.get_running_loop()
     best: float | None = None
-    prepared = prepare_template(template)  # once per wait, not per frame
+    if isinstance(template, Template):
+        prepared = template
+    else:
+        prepared = await loop.run_in_executor(_decoder, prepare_template, template)
 
     async def check(frame: Frame) -> Match | None:
         nonlocal best
