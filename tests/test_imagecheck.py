@@ -24,9 +24,10 @@ import cv2
 import numpy as np
 import pytest
 
-from appliance import ducky, imagecheck, screen
+from appliance import imagecheck
 from appliance.imagecheck import ImageRejected
-from capture.demo import DemoMachine
+from appliance.scripting import ducky, screen
+from appliance.targets.demo.machine import DemoMachine
 from tests.conftest import Server
 
 LIMITS = imagecheck.TEMPLATE_LIMITS
@@ -235,7 +236,7 @@ def test_script_templates_are_checked_on_their_line(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------------------- through the API
 def demo(server: Server) -> DemoMachine:
-    machine = server.appliance.demo  # type: ignore[attr-defined]
+    machine = server.appliance.target.machine  # type: ignore[attr-defined]
     assert isinstance(machine, DemoMachine)
     return machine
 
