@@ -8,7 +8,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from appliance import api_demo, api_hid, api_scripts, api_video, api_ws
+from appliance import api_demo, api_hid, api_jobs, api_scripts, api_video, api_ws
 from appliance.auth import AuthStore
 from appliance.httpjson import json_response
 from appliance.runtime import APPLIANCE, Appliance
@@ -85,6 +85,7 @@ def create_app(
     )
     app.add_routes(routes)
     app.add_routes(api_hid.routes)
+    app.add_routes(api_jobs.routes)
     app.add_routes(api_video.routes)
     app.add_routes(api_ws.routes)
     app.add_routes(api_scripts.routes)

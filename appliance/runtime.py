@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from appliance import __version__
+from appliance.jobs import JobRunner
 from hid.controller import HidController
 from hid.keymap import USAGE_TO_CODE
 from hid.output import HidOutput
@@ -61,25 +62,6 @@ class EventBus:
 
 
 @dataclass
-class TypingJobs:
-    """Paste jobs in flight, so a client can cancel them and see their progress."""
-
-    tasks: dict[int, asyncio.Task[Any]] = field(default_factory=dict)
-    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
-
-    def next_id(self) -> int:
-        return next(self._ids)
-
-    def cancel_all(self) -> int:
-        n = 0
-        for task in self.tasks.values():
-            if not task.done():
-                task.cancel()
-                n += 1
-        return n
-
-
-@dataclass
 class Appliance:
     config: Config
     hub: FrameHub
@@ -87,13 +69,23 @@ class Appliance:
     hid: HidController
     jpeg: JpegEncoder
     demo: DemoMachine | None = None
-    jobs: TypingJobs = field(default_factory=TypingJobs)
     clients: int = 0
     events: EventBus = field(init=False)
+    # Long operations (typing, key chords, scripts): their progress goes out as ``job`` events.
+    jobs: JobRunner = field(init=False)
+    # One script at a time per target: two interleaved scripts would drive one BIOS menu in turns.
+    script_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     streams: set[asyncio.Task[Any]] = field(default_factory=set)
+    _client_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def __post_init__(self) -> None:
         self.events = EventBus(self.state)
+        self.jobs = JobRunner(self.events.publish)
+
+    def client_name(self, prefix: str) -> str:
+        """A HidController client name no other caller uses (``prefix:N``), so releasing one
+        caller's keys never lets go of another's."""
+        return f"{prefix}:{next(self._client_ids)}"
 
     async def start(self) -> None:
         self.hid.subscribe(self.events.state_changed)
@@ -119,7 +111,7 @@ class Appliance:
 
     async def close(self) -> None:
         self.end_streams()
-        self.jobs.cancel_all()
+        await self.jobs.close()
         await self.hid.close()  # releases every key and button first
         await self.source.close()
 
