@@ -64,6 +64,7 @@ _CLOCK_SLACK = 300.0
 # scrypt costs ~50 ms and 16 MiB per call: a small dedicated pool keeps the event loop free and
 # bounds the memory a burst of Basic-auth requests can take on a 512 MiB board.
 _scrypt_pool: ThreadPoolExecutor | None = None
+SCRYPT_WORKERS = 2
 
 
 def _pool() -> ThreadPoolExecutor:
@@ -71,7 +72,9 @@ def _pool() -> ThreadPoolExecutor:
     if _scrypt_pool is None:
         from concurrent.futures import ThreadPoolExecutor
 
-        _scrypt_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ipkvm-scrypt")
+        _scrypt_pool = ThreadPoolExecutor(
+            max_workers=SCRYPT_WORKERS, thread_name_prefix="ipkvm-scrypt"
+        )
     return _scrypt_pool
 
 
@@ -391,7 +394,13 @@ class AuthStore:
         """True only if this pair was verified in the last minute (no scrypt, microseconds).
 
         Lets Basic-auth API clients skip the thread pool and the login throttle's in-flight
-        accounting on every request after the first.
+        accounting on every request after the first. Why it is worth the risk: HTTP Basic sends
+        the password with every request, so a script doing a few calls a second would otherwise
+        pay ~50 ms of scrypt (and 16 MiB) per call, and under a guessing flood its calls would
+        be shed with the guesses (``appliance.auth_gate``). The cache holds only HMACs (a random
+        per-process key over user, password and the stored hash): nothing in memory reveals the
+        password, a password change (new salt and hash) invalidates every entry at once, only
+        correct pairs are ever added, and it is bounded (16 entries, a minute each).
         """
         if not isinstance(user, str) or not isinstance(password, str):
             return False
@@ -607,6 +616,7 @@ class _Failures:
     count: int
     last: float
     pending: int = 0
+    refused: int = 0  # attempts shed unchecked (server busy): no backoff, but less priority
 
 
 class LoginThrottle:
@@ -692,13 +702,27 @@ class LoginThrottle:
         entry.count += 1
         entry.last = self.clock()
 
+    def suspicion(self, addr: str | None) -> int:
+        """How suspect this client is when password checks must be rationed: its failures,
+        attempts in flight and attempts refused unchecked (0 for a client never seen)."""
+        _, entry = self._get(addr)
+        return 0 if entry is None else entry.count + entry.pending + entry.refused
+
+    def refused(self, addr: str | None) -> None:
+        """An attempt announced with :meth:`begin` was refused without a check (overload): no
+        failure and no backoff, since the password may have been right, but it counts in
+        :meth:`suspicion` so a client that keeps pushing waits behind those that do not."""
+        entry = self._entry(addr)
+        entry.pending = max(0, entry.pending - 1)
+        entry.refused += 1
+
     def success(self, addr: str | None) -> None:
         key, entry = self._get(addr)
         if entry is None:
             return
         if entry.pending > 1:
             entry.pending -= 1
-            entry.count = 0
+            entry.count = entry.refused = 0
         else:
             del self._entries[key]
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from appliance import __version__
+from appliance.jobs import JobRunner
 from hid.controller import HidController
 from hid.keymap import USAGE_TO_CODE
 
@@ -60,39 +61,24 @@ class EventBus:
 
 
 @dataclass
-class TypingJobs:
-    """Paste jobs in flight, so a client can cancel them and see their progress."""
-
-    tasks: dict[int, asyncio.Task[Any]] = field(default_factory=dict)
-    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
-
-    def next_id(self) -> int:
-        return next(self._ids)
-
-    def cancel_all(self) -> int:
-        n = 0
-        for task in self.tasks.values():
-            if not task.done():
-                task.cancel()
-                n += 1
-        return n
-
-
-@dataclass
 class Appliance:
     config: Config
     target: Target
     hub: FrameHub
     hid: HidController
     jpeg: JpegEncoder
-    jobs: TypingJobs = field(default_factory=TypingJobs)
     clients: int = 0
     events: EventBus = field(init=False)
+    # Long operations (typing, key chords, scripts): their progress goes out as ``job`` events.
+    jobs: JobRunner = field(init=False)
+    # One script at a time per target: two interleaved scripts would drive one BIOS menu in turns.
+    script_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     streams: set[asyncio.Task[Any]] = field(default_factory=set)
     _client_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def __post_init__(self) -> None:
         self.events = EventBus(self.state)
+        self.jobs = JobRunner(self.events.publish)
 
     @property
     def source(self) -> VideoSource:
@@ -127,7 +113,7 @@ class Appliance:
 
     async def close(self) -> None:
         self.end_streams()
-        self.jobs.cancel_all()
+        await self.jobs.close()
         await self.hid.close()  # releases every key and button first
         await self.source.close()
 

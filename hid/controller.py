@@ -393,17 +393,24 @@ class HidController:
         return rel_mouse_report(self.mouse.buttons, 0, 0, wheel, pan)
 
     async def press_chords(
-        self, client: str, chords: list[list[str]], hold: float = 0.05, gap: float = 0.05
+        self,
+        client: str,
+        chords: list[list[str]],
+        hold: float = 0.05,
+        gap: float = 0.05,
+        progress: ProgressCallback | None = None,
     ) -> None:
         """Press each chord's keys in order, hold, release them in reverse; chord after chord.
 
-        Every name is checked before anything is sent, so a typo sends nothing.
+        Every name is checked before anything is sent, so a typo sends nothing. Cancel by
+        cancelling the task; *client*'s keys are released either way. ``progress(done, total)``
+        follows each chord.
         """
         for chord in chords:
             for code in chord:
                 usage_for(code)
         try:
-            for chord in chords:
+            for done, chord in enumerate(chords, 1):
                 for code in chord:
                     self.key(client, code, True)
                     await self.drain(Device.KEYBOARD)
@@ -411,6 +418,8 @@ class HidController:
                 for code in reversed(chord):
                     self.key(client, code, False)
                 await self.drain(Device.KEYBOARD)
+                if progress:
+                    progress(done, len(chords))
                 await asyncio.sleep(gap)
         finally:
             self.release_client(client)

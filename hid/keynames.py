@@ -5,7 +5,18 @@ Shared by the REST API, the CLI and DuckyScript so a name means the same key eve
 
 from __future__ import annotations
 
-from hid.keymap import CODE_TO_USAGE, UnknownKey
+from hid.keymap import CODE_TO_USAGE, UnknownKey, is_modifier
+
+# A boot keyboard report carries the 8 modifiers and 6 other keys: a chord with more than that
+# cannot be held on the target at once (a seventh key turns the report into ErrorRollOver).
+MAX_CHORD_KEYS = 6
+MAX_CHORD_MODIFIERS = 8
+
+
+class ChordTooLong(UnknownKey):
+    """A chord names more keys than one keyboard report can hold, or a request more chords than
+    its caller allows. A subclass of :class:`UnknownKey`: callers that catch that see it too."""
+
 
 FRIENDLY: dict[str, str] = {
     "ctrl": "ControlLeft",
@@ -99,18 +110,46 @@ def key_code(name: str) -> str:
     raise UnknownKey(f"unknown key name {raw!r}")
 
 
+def _short(text: str, limit: int = 40) -> str:
+    """*text* for an error message: a 25 kB chord must not come back in full."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + f"... ({len(text)} chars)"
+
+
 def parse_chord(chord: str) -> list[str]:
-    """``"ctrl+alt+delete"`` → ``["ControlLeft", "AltLeft", "Delete"]`` (press order)."""
+    """``"ctrl+alt+delete"`` → ``["ControlLeft", "AltLeft", "Delete"]`` (press order).
+
+    At most :data:`MAX_CHORD_MODIFIERS` modifiers and :data:`MAX_CHORD_KEYS` other keys
+    (:class:`ChordTooLong` otherwise), checked before any name is looked up.
+    """
     parts = chord.split("+")
+    if len(parts) > MAX_CHORD_KEYS + MAX_CHORD_MODIFIERS:
+        raise ChordTooLong(
+            f"key combination {_short(chord)} has {len(parts)} keys; at most "
+            f"{MAX_CHORD_KEYS} keys plus {MAX_CHORD_MODIFIERS} modifiers can be held at once"
+        )
     # "ctrl++" means Ctrl and the key named "+"... which is not a code: keep it an error.
     if any(not p.strip() for p in parts):
-        raise UnknownKey(f"malformed key combination {chord!r}")
-    return [key_code(p) for p in parts]
+        raise UnknownKey(f"malformed key combination {_short(chord)}")
+    codes = [key_code(p) for p in parts]
+    keys = sum(1 for c in codes if not is_modifier(CODE_TO_USAGE[c]))
+    if keys > MAX_CHORD_KEYS or len(codes) - keys > MAX_CHORD_MODIFIERS:
+        raise ChordTooLong(
+            f"key combination {_short(chord)} has {keys} keys and {len(codes) - keys} "
+            f"modifiers; at most {MAX_CHORD_KEYS} keys plus {MAX_CHORD_MODIFIERS} modifiers "
+            "can be held at once"
+        )
+    return codes
 
 
-def parse_chords(text: str) -> list[list[str]]:
-    """Whitespace-separated chords: ``"ctrl+alt+f2 enter"`` → two chords, pressed in turn."""
-    chords = [parse_chord(c) for c in text.split()]
+def parse_chords(text: str, max_chords: int | None = None) -> list[list[str]]:
+    """Whitespace-separated chords: ``"ctrl+alt+f2 enter"`` → two chords, pressed in turn.
+
+    With *max_chords*, more chords than that raise :class:`ChordTooLong` before any is parsed.
+    """
+    specs = text.split()
+    if max_chords is not None and len(specs) > max_chords:
+        raise ChordTooLong(f"{len(specs)} key combinations; at most {max_chords} per request")
+    chords = [parse_chord(c) for c in specs]
     if not chords:
         raise UnknownKey("no keys given")
     return chords

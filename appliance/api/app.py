@@ -9,7 +9,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from appliance.api import connections, demo, hid, power, scripts, video, ws
+from appliance.api import connections, demo, hid, jobs, power, scripts, video, ws
 from appliance.api.auth import setup_auth
 from appliance.api.httpjson import json_response
 from appliance.api.ice import IceServer
@@ -89,6 +89,7 @@ def create_app(
     connections.setup(app, auth_store)  # before the streaming routes: they register with it
     app.add_routes(routes)
     app.add_routes(hid.routes)
+    app.add_routes(jobs.routes)
     app.add_routes(video.routes)
     app.add_routes(ws.routes)
     app.add_routes(scripts.routes)

@@ -31,7 +31,14 @@ from typing import Any
 
 from aiohttp import hdrs, web
 
-from appliance.auth import MAX_PASSWORD_LENGTH, AuthStore, Credential, LoginThrottle
+from appliance.auth import (
+    MAX_PASSWORD_LENGTH,
+    SCRYPT_WORKERS,
+    AuthStore,
+    Credential,
+    LoginThrottle,
+)
+from appliance.auth_gate import Overloaded, PasswordCheckGate
 
 SESSION_COOKIE = "ipkvm_session"
 REALM = "ipkvm"
@@ -75,6 +82,7 @@ class AuthSettings:
 AUTH_STORE: web.AppKey[AuthStore] = web.AppKey("ipkvm_auth_store", AuthStore)
 LOGIN_THROTTLE: web.AppKey[LoginThrottle] = web.AppKey("ipkvm_login_throttle", LoginThrottle)
 AUTH_SETTINGS: web.AppKey[AuthSettings] = web.AppKey("ipkvm_auth_settings", AuthSettings)
+PASSWORD_GATE: web.AppKey[PasswordCheckGate] = web.AppKey("ipkvm_password_gate", PasswordCheckGate)
 # Typed request keys (aiohttp >= 3.14): the middleware sets both on every request it lets through.
 AUTH: web.RequestKey[AuthInfo | None] = web.RequestKey("auth")
 """The request's :class:`AuthInfo` (None on a public path without a session)."""
@@ -99,6 +107,19 @@ def _too_many(wait: float) -> web.Response:
     return _json(
         429,
         {"error": f"too many failed attempts; retry in {seconds} s", "retry_after": seconds},
+        {hdrs.RETRY_AFTER: str(seconds)},
+    )
+
+
+def _overloaded(exc: Overloaded) -> web.Response:
+    """Shed before scrypt: the client may retry; nothing was checked, nothing counts against it."""
+    seconds = max(1, math.ceil(exc.retry_after))
+    return _json(
+        503,
+        {
+            "error": f"too many password checks in progress; retry in {seconds} s",
+            "retry_after": seconds,
+        },
         {hdrs.RETRY_AFTER: str(seconds)},
     )
 
@@ -272,22 +293,31 @@ async def _check_basic(
 async def _throttled_verify(
     request: web.Request, store: AuthStore, throttle: LoginThrottle, user: str, password: str
 ) -> bool | web.Response:
-    """scrypt in the thread pool, under the per-client backoff (429 when it says wait)."""
+    """scrypt in the thread pool, under the per-client backoff (429 when it says wait) and the
+    global bound on checks (503 when too many are queued; see ``appliance.auth_gate``)."""
     addr = client_address(request)
     wait = throttle.check(addr)
     if wait > 0:
         return _too_many(wait)
+    if len(password) > MAX_PASSWORD_LENGTH:
+        throttle.begin(addr)
+        throttle.failure(addr)
+        return False
     throttle.begin(addr)
     ok = False
     try:
-        ok = len(password) <= MAX_PASSWORD_LENGTH and await store.verify_password_async(
-            user, password
-        )
-    finally:
-        if ok:
-            throttle.success(addr)
-        else:
-            throttle.failure(addr)
+        async with request.app[PASSWORD_GATE].admit(lambda: throttle.suspicion(addr)):
+            ok = await store.verify_password_async(user, password)
+    except Overloaded as exc:
+        throttle.refused(addr)
+        return _overloaded(exc)
+    except BaseException:
+        throttle.failure(addr)
+        raise
+    if ok:
+        throttle.success(addr)
+    else:
+        throttle.failure(addr)
     return ok
 
 
@@ -489,6 +519,7 @@ def setup_auth(
     networks = tuple(ipaddress.ip_network(n) if isinstance(n, str) else n for n in trusted_proxies)
     app[AUTH_STORE] = store
     app[LOGIN_THROTTLE] = throttle if throttle is not None else LoginThrottle()
+    app[PASSWORD_GATE] = PasswordCheckGate(slots=SCRYPT_WORKERS)
     app[AUTH_SETTINGS] = AuthSettings(
         public_paths=frozenset(public_paths) | {LOGIN_PATH, LOGOUT_PATH, login_page},
         public_prefixes=tuple(public_prefixes),

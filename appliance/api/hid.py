@@ -8,6 +8,8 @@ from typing import Any
 from aiohttp import web
 
 from appliance.api.httpjson import fail, get_field, json_response, read_json
+from appliance.api.jobs import KEYBOARD, stop_jobs, wait_for_job
+from appliance.jobs import Job, JobFailed, Progress
 from appliance.runtime import APPLIANCE, Appliance
 from hid.controller import Device, Pacing, TypingAborted
 from hid.keymap import UnknownKey
@@ -16,6 +18,9 @@ from hid.reports import ABS_MAX, BUTTONS
 from hid.text import plan_text
 
 MAX_TYPE_CHARS = 200_000
+# Chords per /api/hid/keys request: a long BIOS walk ("down" x 40, "enter"...) fits many times
+# over; at the default 0.1 s a chord, 256 take about 26 s. Longer sequences are scripts.
+MAX_CHORDS = 256
 routes = web.RouteTableDef()
 
 
@@ -38,6 +43,16 @@ def _require_online(appliance: Appliance) -> None:
         fail(503, f"target offline: {appliance.hid.last_error or 'not answering'}")
 
 
+def _job_response(job: Job, cancelled: str) -> web.Response:
+    """A finished typing or chord job as the synchronous answer: 200 with the result, 409 when
+    it was cancelled, 503 (with the job's extra fields) when it failed."""
+    if job.status == "cancelled":
+        fail(409, cancelled, job=job.id)
+    if job.status == "failed":
+        fail(503, job.error or "failed", job=job.id, **job.error_info)
+    return json_response({"job": job.id, **(job.result or {})})
+
+
 @routes.post("/api/hid/type")
 async def type_text(request: web.Request) -> web.StreamResponse:
     appliance = _app(request)
@@ -53,69 +68,78 @@ async def type_text(request: web.Request) -> web.StreamResponse:
     _require_online(appliance)
     pacing = Pacing(pacing_ms / 1000, pacing_ms / 1000)
     plan = plan_text(text, layout)  # once: the typing task and the 202's untypable list share it
-    job = appliance.jobs.next_id()
     last_sent = 0.0
 
-    def progress(typed: int, total: int) -> None:
-        nonlocal last_sent
-        loop_time = asyncio.get_running_loop().time()
-        if typed < total and loop_time - last_sent < 0.1:
-            return  # at most ten progress events a second
-        last_sent = loop_time
-        appliance.events.publish(
-            {"type": "type_progress", "job": job, "typed": typed, "total": total, "done": False}
-        )
+    async def work(report: Progress) -> dict[str, Any]:
+        def progress(typed: int, total: int) -> None:
+            nonlocal last_sent
+            report(typed, total)
+            loop_time = asyncio.get_running_loop().time()
+            if typed < total and loop_time - last_sent < 0.1:
+                return  # at most ten progress events a second
+            last_sent = loop_time
+            appliance.events.publish(
+                {
+                    "type": "type_progress",
+                    "job": job.id,
+                    "typed": typed,
+                    "total": total,
+                    "done": False,
+                }
+            )
 
-    async def run() -> dict[str, Any]:
-        result: dict[str, Any]
         try:
             res = await appliance.hid.type_text(plan, layout, pacing, progress)
-            result = {"job": job, **res.as_dict()}
         except TypingAborted as exc:
-            result = {"job": job, "error": str(exc), "typed": exc.typed}
-        except asyncio.CancelledError:
-            result = {"job": job, "error": "cancelled"}
-            appliance.events.publish({"type": "type_progress", **result, "done": True})
-            raise
-        finally:
-            appliance.jobs.tasks.pop(job, None)
-        appliance.events.publish({"type": "type_progress", **result, "done": True})
-        return result
+            raise JobFailed(str(exc), typed=exc.typed) from None
+        return res.as_dict()
 
-    task = asyncio.create_task(run(), name=f"type-{job}")
-    appliance.jobs.tasks[job] = task
+    def finished(job: Job) -> None:
+        # The completion event typing clients wait for (kept alongside the generic ``job``).
+        if job.status == "done":
+            result = {"job": job.id, **(job.result or {})}
+        else:
+            result = {"job": job.id, "error": job.error, **job.error_info}
+        appliance.events.publish({"type": "type_progress", **result, "done": True})
+
+    job = appliance.jobs.start("type", work, tags=[KEYBOARD], total=plan.chars, on_finish=finished)
     if not wait:
         untypable = [u.as_dict() for u in plan.untypable]
-        return json_response({"job": job, "untypable": untypable}, status=202)
-    try:
-        result = await asyncio.shield(task)
-    except asyncio.CancelledError:
-        if task.cancelled():
-            fail(409, "typing was cancelled", job=job)
-        raise
-    if "error" in result:
-        fail(409 if result["error"] == "cancelled" else 503, result["error"], **result)
-    return json_response(result)
+        return json_response({"job": job.id, "untypable": untypable}, status=202)
+    await wait_for_job(request, appliance, job)
+    return _job_response(job, "typing was cancelled")
 
 
 @routes.post("/api/hid/type/cancel")
 async def cancel_typing(request: web.Request) -> web.Response:
-    return json_response({"cancelled": _app(request).jobs.cancel_all()})
+    """Every keyboard job: pastes, chords and scripts (as before: every job there was)."""
+    return json_response({"cancelled": await stop_jobs(_app(request), tag=KEYBOARD)})
 
 
 @routes.post("/api/hid/keys")
-async def keys(request: web.Request) -> web.Response:
+async def keys(request: web.Request) -> web.StreamResponse:
     appliance = _app(request)
     data = await read_json(request)
     spec = get_field(data, "keys", str)
+    wait = get_field(data, "wait", bool, True)
     try:
-        chords = parse_chords(spec)
+        chords = parse_chords(spec, max_chords=MAX_CHORDS)
     except UnknownKey as exc:
         fail(400, str(exc))
     _require_online(appliance)
     client = appliance.new_client("api-keys")
-    await appliance.hid.press_chords(client, chords)
-    return json_response({"pressed": chords})
+
+    async def work(report: Progress) -> dict[str, Any]:
+        await appliance.hid.press_chords(client, chords, progress=report)
+        return {"pressed": chords}
+
+    job = appliance.jobs.start("keys", work, tags=[KEYBOARD], total=len(chords))
+    if not wait:
+        return json_response({"job": job.id, "chords": len(chords)}, status=202)
+    await wait_for_job(request, appliance, job)
+    if job.status == "done":
+        return json_response({"pressed": chords, "job": job.id})
+    return _job_response(job, "the key combinations were cancelled")
 
 
 @routes.post("/api/hid/key")
@@ -163,7 +187,10 @@ async def mouse(request: web.Request) -> web.Response:
 
 @routes.post("/api/hid/release")
 async def release(request: web.Request) -> web.Response:
-    hid = _app(request).hid
+    """The panic button: stop every job that presses keys, then let go of everything."""
+    appliance = _app(request)
+    await stop_jobs(appliance, tag=KEYBOARD)
+    hid = appliance.hid
     hid.release_all()
     await hid.drain()
     return json_response({})

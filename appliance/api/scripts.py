@@ -9,32 +9,19 @@ run one at a time per target; a second one waits for the first.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
-import weakref
 from typing import Any
 
 from aiohttp import web
 
 from appliance.api.httpjson import fail, get_field, json_response, read_json
+from appliance.api.jobs import KEYBOARD, stop_jobs, wait_for_job
+from appliance.jobs import Job, JobFailed, Progress
 from appliance.runtime import APPLIANCE, Appliance
 from appliance.scripting import ducky, screen
 
 routes = web.RouteTableDef()
-
-# Script tasks also live in ``appliance.jobs`` (so shutdown and /api/hid/type/cancel stop them);
-# this set tells which of those jobs are scripts, for /api/scripts/cancel.
-_script_tasks: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
-# One script at a time per target: two interleaved scripts would drive one BIOS menu in turns.
-_locks: weakref.WeakKeyDictionary[object, asyncio.Lock] = weakref.WeakKeyDictionary()
-
-
-def _script_lock(appliance: Appliance) -> asyncio.Lock:
-    lock = _locks.get(appliance.hid)
-    if lock is None:
-        lock = _locks[appliance.hid] = asyncio.Lock()
-    return lock
 
 
 def _app(request: web.Request) -> Appliance:
@@ -146,75 +133,60 @@ async def run_script(request: web.Request) -> web.Response:
     if appliance.hid.online is False:
         fail(503, f"target offline: {appliance.hid.last_error or 'not answering'}")
 
-    job = appliance.jobs.next_id()
     client = appliance.new_client("script")
     executor = ducky.HidExecutor(appliance, layout, client, pacing_ms)
     total = len(script.commands)
 
-    def progress(done: int, total: int, command: ducky.Command) -> None:
-        appliance.events.publish(
-            {
-                "type": "script_progress",
-                "job": job,
-                "done": False,
-                "step": done,
-                "total": total,
-                "line": command.line,
-                "command": ducky.describe(command),
-            }
-        )
-
-    async def run() -> dict[str, Any]:
-        result: dict[str, Any]
-        try:
-            async with _script_lock(appliance):  # a second script waits for the first
-                res = await ducky.run(script, executor, templates, progress)
-            result = {"job": job, **res.as_dict()}
-        except ducky.WaitTimedOut as exc:
-            result = {
-                "job": job,
-                "error": str(exc),
-                "line": exc.line,
-                "status": 408,
-                "best_score": exc.best_score,
-            }
-        except ducky.ScriptFailed as exc:
-            result = {"job": job, "error": str(exc), "line": exc.line, "status": 503}
-        except asyncio.CancelledError:
+    async def work(report: Progress) -> dict[str, Any]:
+        def progress(done: int, total: int, command: ducky.Command) -> None:
+            report(done, total, line=command.line)
             appliance.events.publish(
-                {"type": "script_progress", "job": job, "done": True, "error": "cancelled"}
+                {
+                    "type": "script_progress",
+                    "job": job.id,
+                    "done": False,
+                    "step": done,
+                    "total": total,
+                    "line": command.line,
+                    "command": ducky.describe(command),
+                }
             )
-            raise
+
+        try:
+            async with appliance.script_lock:  # a second script waits for the first
+                res = await ducky.run(script, executor, templates, progress)
+        except ducky.WaitTimedOut as exc:
+            raise JobFailed(
+                str(exc), line=exc.line, status=408, best_score=exc.best_score
+            ) from None
+        except ducky.ScriptFailed as exc:
+            raise JobFailed(str(exc), line=exc.line, status=503) from None
         finally:
             appliance.hid.release_client(client)
-            appliance.jobs.tasks.pop(job, None)
-        appliance.events.publish({"type": "script_progress", **result, "done": True})
-        return result
+        return res.as_dict()
 
-    task = asyncio.create_task(run(), name=f"script-{job}")
-    appliance.jobs.tasks[job] = task
-    _script_tasks.add(task)
+    def finished(job: Job) -> None:
+        # The completion event script clients wait for (kept alongside the generic ``job``).
+        if job.status == "done":
+            result = {"job": job.id, **(job.result or {})}
+        else:
+            result = {"job": job.id, "error": job.error, **job.error_info}
+        appliance.events.publish({"type": "script_progress", **result, "done": True})
+
+    job = appliance.jobs.start("script", work, tags=[KEYBOARD], total=total, on_finish=finished)
     if not wait:
-        return json_response({"job": job, "commands": total}, status=202)
-    try:
-        result = await asyncio.shield(task)
-    except asyncio.CancelledError:
-        if task.cancelled():
-            fail(409, "the script was cancelled", job=job)
-        raise  # the HTTP client went away: the script carries on, like a paste
-    if "error" in result:
-        status = int(result.pop("status"))
-        fail(status, str(result.pop("error")), **result)
-    return json_response(result)
+        return json_response({"job": job.id, "commands": total}, status=202)
+    await wait_for_job(request, appliance, job)
+    if job.status == "cancelled":
+        fail(409, "the script was cancelled", job=job.id)
+    if job.status == "failed":
+        info = dict(job.error_info)
+        status = int(info.pop("status", 503))
+        fail(status, job.error or "failed", job=job.id, **info)
+    return json_response({"job": job.id, **(job.result or {})})
 
 
 @routes.post("/api/scripts/cancel")
 async def cancel_scripts(request: web.Request) -> web.Response:
-    appliance = _app(request)
-    mine = set(appliance.jobs.tasks.values())
-    n = 0
-    for task in list(_script_tasks):
-        if task in mine and not task.done():
-            task.cancel()
-            n += 1
-    return json_response({"cancelled": n})
+    """Scripts, and key-chord jobs (short scripts of their own); not pastes."""
+    return json_response({"cancelled": await stop_jobs(_app(request), kinds=("script", "keys"))})
