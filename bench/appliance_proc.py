@@ -1,4 +1,5 @@
-"""Benchmark helpers: run a real ``ipkvm serve --target demo`` process and measure its CPU.
+"""Run a real ``ipkvm serve --target demo`` process (benchmarks and the browser tests) and
+measure its CPU.
 
 The appliance runs in its own process so that its CPU time (from /proc) is not mixed with the
 benchmark's clients or the browser.
@@ -78,14 +79,31 @@ class Appliance:
         self.stop()
 
 
-def start_appliance(config: str) -> Appliance:
-    """Start a demo appliance with *config* (TOML) on a free loopback port."""
-    tmp = tempfile.TemporaryDirectory(prefix="ipkvm-bench-")
-    cfg = Path(tmp.name) / "ipkvm.toml"
+def start_appliance(
+    config: str = "",
+    *,
+    state_dir: Path | None = None,
+    port: int = 0,
+    password: str = "",
+    timeout: float = 60.0,
+) -> Appliance:
+    """Start ``ipkvm serve --target demo`` with *config* (TOML) on a loopback port.
+
+    The one way benchmarks and the browser tests run the appliance as a process. *state_dir*
+    (default: a temporary one, removed on stop) and *port* (default: a free one) may be given to
+    start again on the same state, as after an upgrade; *password* is then the one printed by the
+    first start (``serve`` prints a password only when it makes one).
+    """
+    tmp = None
+    if state_dir is None:
+        tmp = tempfile.TemporaryDirectory(prefix="ipkvm-bench-")
+        state_dir = Path(tmp.name) / "state"
+    cfg = state_dir.parent / f"{state_dir.name}.toml"
+    cfg.parent.mkdir(parents=True, exist_ok=True)
     cfg.write_text(config)
-    port = free_port()
+    port = port or free_port()
     cmd = [sys.executable, "-m", "appliance", "serve", "--target", "demo"]
-    cmd += ["--listen", f"127.0.0.1:{port}", "--state-dir", f"{tmp.name}/state"]
+    cmd += ["--listen", f"127.0.0.1:{port}", "--state-dir", str(state_dir)]
     cmd += ["--config", str(cfg), "--no-tls"]
     process = subprocess.Popen(
         cmd,
@@ -95,18 +113,24 @@ def start_appliance(config: str) -> Appliance:
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
-    app = Appliance(f"http://127.0.0.1:{port}", "", process, tmp=tmp)
+    app = Appliance(f"http://127.0.0.1:{port}", password, process, tmp=tmp)
+    banner = threading.Event()
 
     def drain() -> None:
+        # Keep reading so the server never blocks on a full pipe; remember the password.
         assert process.stdout is not None
         for line in process.stdout:
             app.output.append(line.rstrip("\n"))
             match = _PASSWORD.match(line)
             if match and "-" in match.group(1):
                 app.password = match.group(1)
+            if line.startswith("  password:"):
+                banner.set()
+        banner.set()  # the process ended
 
     threading.Thread(target=drain, daemon=True).start()
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + timeout
+    banner.wait(timeout)
     while time.monotonic() < deadline and process.poll() is None:
         try:
             with urllib.request.urlopen(f"{app.url}/api/health", timeout=1) as r:
@@ -116,7 +140,7 @@ def start_appliance(config: str) -> Appliance:
             pass
         time.sleep(0.1)
     app.stop()
-    raise RuntimeError("appliance did not start:\n" + "\n".join(app.output[-30:]))
+    raise RuntimeError("appliance did not start:\n" + "\n".join(app.output[-40:]))
 
 
 def demo_config(width: int, height: int, fps: int = 30, stamp: bool = True) -> str:

@@ -50,10 +50,11 @@ def basic_header(user: str, password: str) -> dict[str, str]:
 
 
 async def start_server(tmp_path: Path, toml: str = "") -> tuple[Server, web.AppRunner]:
-    from appliance.api.app import create_app
+    """The appliance on 127.0.0.1 (a free port) with the config *toml*, started the way
+    ``ipkvm serve`` starts it (:func:`appliance.api.server.start_server`)."""
+    from appliance.api.server import start_server as serve
     from appliance.auth import AuthStore
     from appliance.config import load_config
-    from appliance.runtime import build_appliance
 
     cfg_file = tmp_path / "ipkvm.toml"
     cfg_file.write_text(toml)
@@ -64,14 +65,9 @@ async def start_server(tmp_path: Path, toml: str = "") -> tuple[Server, web.AppR
     store = AuthStore(state)
     password = store.ensure_admin()
     assert password
-    appliance = build_appliance(config)
-    app = create_app(appliance, store)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    site = web.TCPSite(runner, "127.0.0.1", port)
-    await site.start()
-    return Server(f"http://127.0.0.1:{port}", password, state, appliance, app), runner
+    running = await serve(config, store)
+    srv = Server(running.url, password, state, running.appliance, running.app)
+    return srv, running.runner
 
 
 @pytest.fixture

@@ -9,17 +9,16 @@ from aiohttp import web
 from yarl import URL
 
 from appliance.api.app import WEB_DIR
-from tests.conftest import Server, free_port, start_server
+from tests.conftest import Server, start_server
 
 STATIC_JS = "/static/js/main.js"
 
 
 async def start_again(tmp_path: Path) -> tuple[str, web.AppRunner]:
     """A new appliance process on the state dir ``start_server`` made (as after an upgrade)."""
-    from appliance.api.app import create_app
+    from appliance.api.server import start_server as serve
     from appliance.auth import AuthStore
     from appliance.config import load_config
-    from appliance.runtime import build_appliance
 
     state = tmp_path / "state"
     config = load_config(tmp_path / "ipkvm.toml").with_overrides(
@@ -27,11 +26,8 @@ async def start_again(tmp_path: Path) -> tuple[str, web.AppRunner]:
     )
     store = AuthStore(state)
     assert store.ensure_admin() is None  # the password from the first start is kept
-    runner = web.AppRunner(create_app(build_appliance(config), store))
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    return f"http://127.0.0.1:{port}", runner
+    running = await serve(config, store)
+    return running.url, running.runner
 
 
 async def test_static_modules_and_console_page_revalidate(server: Server) -> None:

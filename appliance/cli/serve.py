@@ -55,24 +55,14 @@ def run(args: argparse.Namespace) -> int:
 async def serve(config) -> None:  # type: ignore[no-untyped-def]
     import asyncio
     import contextlib
-    import logging
     import signal
     import sys
     import time
 
-    from aiohttp import web
-
     from appliance import __version__, sdnotify
-    from appliance.api.app import create_app
-    from appliance.api.connlimits import (
-        AcceptErrorLog,
-        ConnectionLimits,
-        GuardedSite,
-        resolve_max_connections,
-        runner_kwargs,
-    )
+    from appliance.api.connlimits import AcceptErrorLog
+    from appliance.api.server import start_server
     from appliance.auth import AuthStore
-    from appliance.runtime import build_appliance
 
     started = time.monotonic()
     # First thing: a SIGTERM during start-up must still end in a clean shutdown.
@@ -94,41 +84,11 @@ async def serve(config) -> None:  # type: ignore[no-untyped-def]
         ensure_certificate(cert, key, hostnames=default_hostnames(config.server.host))
         ssl_context = make_context(cert, key)
 
-    appliance = build_appliance(config)
-    app = create_app(appliance, store, secure_cookies=ssl_context is not None)
-    # Streams end at shutdown (on_shutdown); the timeout is a backstop for anything else
-    # (tests/test_serve.py checks shutdown beats it).
-    limits = ConnectionLimits(
-        header_timeout=config.server.header_timeout,
-        keepalive_timeout=config.server.keepalive_timeout,
-        max_connections=config.server.max_connections,
-    )
-    runner = web.AppRunner(
-        app, handle_signals=False, access_log=None, shutdown_timeout=3.0, **runner_kwargs(limits)
-    )
-    await runner.setup()
-    cap = resolve_max_connections(limits, config.webrtc.max_peers)
-    site = GuardedSite(
-        runner, config.server.host, config.server.port, limits, cap, ssl_context=ssl_context
-    )
-    try:
-        await site.start()
-    except OSError:
-        await runner.cleanup()
-        raise
-    logging.getLogger(__name__).info(
-        "connections: at most %d, headers within %g s, idle keep-alive %g s",
-        cap,
-        limits.header_timeout,
-        limits.keepalive_timeout,
-    )
-    scheme = "https" if ssl_context else "http"
-    host = config.server.host
-    shown = f"[{host}]" if ":" in host else host
+    server = await start_server(config, store, ssl_context=ssl_context)
     took = time.monotonic() - started
     lines = [
         f"ipkvm {__version__}: {config.target.kind} target, up in {took:.2f} s",
-        f"  URL:      {scheme}://{shown}:{config.server.port}/",
+        f"  URL:      {server.url}/",
         "  user:     admin",
     ]
     if password:
@@ -152,4 +112,4 @@ async def serve(config) -> None:  # type: ignore[no-untyped-def]
             watchdog.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watchdog
-        await runner.cleanup()
+        await server.close()

@@ -7,22 +7,16 @@ exceptions, and a test fails if any appear that it did not expect.
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import free_port
+from bench.appliance_proc import Appliance, start_appliance
 
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,7 +38,6 @@ MJPEG_BY_DEFAULT = """(() => {
     }
   } catch (e) {}
 })();"""
-PASSWORD_LINE = re.compile(r"^\s*password:\s*(\S+)\s*$")
 START_TIMEOUT = 30.0
 
 
@@ -59,83 +52,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 item.add_marker(skip)
 
 
-@dataclass
-class Server:
-    """One running appliance process."""
-
-    url: str
-    password: str
-    process: subprocess.Popen[str]
-    output: list[str] = field(default_factory=list)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
+Server = Appliance
+"""One running appliance process (``bench.appliance_proc``: the one process launcher)."""
 
 
 def start_server(
     state_dir: Path, config: str | None = None, port: int = 0, password: str = ""
 ) -> Server:
     """Start ``ipkvm serve``; *password* is for a restart (it is printed only on first start)."""
-    port = port or free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "appliance",
-        "serve",
-        "--target",
-        "demo",
-        "--listen",
-        f"127.0.0.1:{port}",
-        "--state-dir",
-        str(state_dir),
-    ]
-    if config is not None:
-        cfg = state_dir.parent / f"{state_dir.name}.toml"
-        cfg.write_text(config)
-        cmd += ["--config", str(cfg)]
-    process = subprocess.Popen(
-        cmd,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    server = Server(url=f"http://127.0.0.1:{port}", password=password, process=process)
-    found = threading.Event()
-
-    def drain() -> None:
-        # Keep reading so the server never blocks on a full pipe; remember the password.
-        assert process.stdout is not None
-        for line in process.stdout:
-            server.output.append(line.rstrip("\n"))
-            match = PASSWORD_LINE.match(line)
-            if match and "-" in match.group(1):
-                server.password = match.group(1)
-            if line.startswith("  password:"):
-                found.set()
-        found.set()  # process ended
-
-    threading.Thread(target=drain, daemon=True).start()
-    deadline = time.monotonic() + START_TIMEOUT
-    found.wait(START_TIMEOUT)
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            with urllib.request.urlopen(f"{server.url}/api/health", timeout=1) as r:
-                if r.status == 200:
-                    break
-        except (urllib.error.URLError, OSError):
-            time.sleep(0.1)
-    if process.poll() is not None or not server.password:
-        server.stop()
-        pytest.fail("appliance did not start:\n" + "\n".join(server.output[-40:]))
-    return server
+    try:
+        return start_appliance(
+            config or "", state_dir=state_dir, port=port, password=password, timeout=START_TIMEOUT
+        )
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture(scope="module")

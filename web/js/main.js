@@ -54,6 +54,10 @@ socket.addEventListener("close", () => {
 });
 socket.addEventListener("state", (e) => applyState(e.detail));
 socket.addEventListener("rtt", (e) => ui.setRtt(e.detail));
+ui.beforeLogout = () => {
+  socket.stop();
+  if (transport) transport.stop();
+};
 socket.addEventListener("error-event", (e) => {
   // The server refused one message (e.g. an unknown key code); the session carries on.
   console.warn("ipkvm: server refused a message:", e.detail.message);

@@ -41,6 +41,8 @@ export class Ui {
     this.everConnected = false;
     this.rtt = null;
     this.transport = null;
+    /** Called before logging out (set by main.js: stops the input socket and the video). */
+    this.beforeLogout = null;
   }
 
   /** Build the special-keys menu and wire the simple toolbar buttons. */
@@ -102,6 +104,9 @@ export class Ui {
   }
 
   async logout() {
+    // Close our own connections first: the server ends them when the session goes (WebSocket
+    // 4401), and a console that then asked whether it is still signed in would log a 401.
+    this.beforeLogout?.();
     try {
       await api("POST", "/api/auth/logout");
     } catch {
