@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
 from appliance import api_demo, api_hid, api_scripts, api_video, api_ws
 from appliance.auth import AuthStore
-from appliance.httpjson import json_response
+from appliance.errors import json_errors
+from appliance.httpjson import MAX_JSON_BODY, json_response
 from appliance.runtime import APPLIANCE, Appliance
 from appliance.web_auth import setup_auth
 
@@ -52,6 +54,19 @@ async def _static_cache_policy(request: web.Request, response: web.StreamRespons
         response.headers["Cache-Control"] = REVALIDATE
 
 
+@web.middleware
+async def _refuse_dotfiles(request: web.Request, handler: Any) -> web.StreamResponse:
+    """``/static/`` serves the web directory as it is on disk, and aiohttp's static handler
+    serves hidden files too: an editor's swap file, a ``.git`` directory or a ``.env`` left in a
+    build would be public (``/static/`` needs no login). No asset of ours starts with a dot, so
+    any such path segment (``.`` and ``..`` included) is a 404."""
+    if request.path.startswith("/static/") and any(
+        part.startswith(".") for part in request.path.split("/")
+    ):
+        raise web.HTTPNotFound()
+    return await handler(request)  # type: ignore[no-any-return]
+
+
 @routes.get("/")
 async def index(request: web.Request) -> web.StreamResponse:
     return _page("index.html")
@@ -72,7 +87,7 @@ def create_app(
     appliance: Appliance, auth_store: AuthStore, *, secure_cookies: bool = False
 ) -> web.Application:
 
-    app = web.Application(client_max_size=1 << 20)
+    app = web.Application(client_max_size=MAX_JSON_BODY, middlewares=[json_errors])
     app[APPLIANCE] = appliance
     setup_auth(
         app,
@@ -103,6 +118,7 @@ def create_app(
         app.add_routes(api_demo.routes)
     if WEB_DIR.is_dir():
         app.router.add_static("/static/", WEB_DIR, append_version=False)
+        app.middlewares.append(_refuse_dotfiles)
         app.on_response_prepare.append(_static_cache_policy)
 
     async def start(app: web.Application) -> None:

@@ -47,7 +47,7 @@ from aiortc import (
 from appliance.api_webrtc import WEBRTC, IceServer
 
 __all__ = ["WEBRTC", "IceServer", "Peer", "WebRtcPeers"]
-from appliance.api_ws import BadMessage, handle_message
+from appliance.api_ws import handle_text
 from appliance.httpjson import fail
 from appliance.rtp_playout import send_playout_delay
 from appliance.runtime import Appliance
@@ -55,7 +55,6 @@ from capture.frame import Image
 from capture.h264 import TIME_BASE, H264Encoder, Subscription
 from capture.hub import FrameHub
 from capture.pacing import FramePacer
-from hid.keymap import UnknownKey
 
 log = logging.getLogger(__name__)
 
@@ -238,17 +237,15 @@ class WebRtcPeers:
 
         @channel.on("message")
         def on_message(message: str | bytes) -> None:
-            msg: Any = None
-            try:
-                if isinstance(message, bytes):
-                    raise BadMessage("binary messages are not accepted")
-                msg = json.loads(message)
-                if not isinstance(msg, dict):
-                    raise BadMessage("a message must be a JSON object")
-                reply = handle_message(appliance, peer.client, msg)
-            except (BadMessage, UnknownKey, ValueError) as exc:
-                kind = msg.get("type") if isinstance(msg, dict) else None
-                reply = {"type": "error", "message": str(exc), "request": kind}
+            reply: dict[str, Any] | None
+            if isinstance(message, bytes):
+                reply = {
+                    "type": "error",
+                    "message": "binary messages are not accepted",
+                    "request": None,
+                }
+            else:
+                reply = handle_text(appliance, peer.client, message)  # never raises on bad input
             if reply is not None and channel.readyState == "open":
                 channel.send(json.dumps(reply))
 
