@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
 from appliance.api import connections, demo, hid, jobs, power, scripts, video, ws
 from appliance.api.auth import setup_auth
-from appliance.api.httpjson import json_response
+from appliance.api.errors import json_errors
+from appliance.api.httpjson import MAX_JSON_BODY, json_response
 from appliance.api.ice import IceServer
 from appliance.auth import AuthStore
 from appliance.runtime import APPLIANCE, Appliance
@@ -55,6 +57,19 @@ async def _static_cache_policy(request: web.Request, response: web.StreamRespons
         response.headers["Cache-Control"] = REVALIDATE
 
 
+@web.middleware
+async def _refuse_dotfiles(request: web.Request, handler: Any) -> web.StreamResponse:
+    """``/static/`` serves the web directory as it is on disk, and aiohttp's static handler
+    serves hidden files too: an editor's swap file, a ``.git`` directory or a ``.env`` left in a
+    build would be public (``/static/`` needs no login). No asset of ours starts with a dot, so
+    any such path segment (``.`` and ``..`` included) is a 404."""
+    if request.path.startswith("/static/") and any(
+        part.startswith(".") for part in request.path.split("/")
+    ):
+        raise web.HTTPNotFound()
+    return await handler(request)  # type: ignore[no-any-return]
+
+
 @routes.get("/")
 async def index(request: web.Request) -> web.StreamResponse:
     return _page("index.html")
@@ -75,7 +90,7 @@ def create_app(
     appliance: Appliance, auth_store: AuthStore, *, secure_cookies: bool = False
 ) -> web.Application:
 
-    app = web.Application(client_max_size=1 << 20)
+    app = web.Application(client_max_size=MAX_JSON_BODY, middlewares=[json_errors])
     app[APPLIANCE] = appliance
     setup_auth(
         app,
@@ -111,6 +126,7 @@ def create_app(
         app.add_routes(demo.routes)
     if WEB_DIR.is_dir():
         app.router.add_static("/static/", WEB_DIR, append_version=False)
+        app.middlewares.append(_refuse_dotfiles)
         app.on_response_prepare.append(_static_cache_policy)
 
     async def start(app: web.Application) -> None:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
-import json
 import logging
 import math
 from collections.abc import Iterable
@@ -31,6 +30,7 @@ from typing import Any
 
 from aiohttp import hdrs, web
 
+from appliance.api.httpjson import BodyTooLarge, read_body
 from appliance.auth import (
     MAX_PASSWORD_LENGTH,
     SCRYPT_WORKERS,
@@ -39,6 +39,7 @@ from appliance.auth import (
     LoginThrottle,
 )
 from appliance.auth_gate import Overloaded, PasswordCheckGate
+from appliance.jsondecode import JsonError, decode_json
 
 SESSION_COOKIE = "ipkvm_session"
 REALM = "ipkvm"
@@ -46,7 +47,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 LOGIN_PATH = "/api/auth/login"
 LOGOUT_PATH = "/api/auth/logout"
 ME_PATH = "/api/auth/me"
-_MAX_LOGIN_BODY = 16 * 1024
+_MAX_LOGIN_BODY = 16 * 1024  # public route: far below MAX_JSON_BODY, a login is ~100 bytes
 PROXY_HEADERS = ("x-forwarded-for", "forwarded")
 
 ProxyNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -446,13 +447,12 @@ async def login(request: web.Request) -> web.StreamResponse:
     wait = throttle.check(client_address(request))
     if wait > 0:
         return _too_many(wait)
-    raw = await request.content.read(_MAX_LOGIN_BODY + 1)
-    if len(raw) > _MAX_LOGIN_BODY:
-        return _json(413, {"error": f"request body larger than {_MAX_LOGIN_BODY} bytes"})
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        return _json(400, {"error": 'malformed JSON: send {"user": ..., "password": ...}'})
+        data = decode_json(await read_body(request, _MAX_LOGIN_BODY))
+    except BodyTooLarge as exc:
+        return _json(413, {"error": str(exc)})
+    except JsonError as exc:
+        return _json(400, {"error": f'{exc} (send {{"user": ..., "password": ...}})'})
     if (
         not isinstance(data, dict)
         or not isinstance(data.get("user"), str)

@@ -36,6 +36,7 @@ from typing import Any, Final
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from appliance.api.connections import CLOSE_CODE, CLOSE_REASON, CONNECTIONS
+from appliance.jsondecode import JsonError, decode_json
 from appliance.runtime import APPLIANCE
 from capture.h264 import EncodedFrame, EncoderSettings, H264Encoder, sps_info
 
@@ -146,8 +147,8 @@ async def stream_h264(request: web.Request) -> web.WebSocketResponse:
             if message.type is not WSMsgType.TEXT:
                 continue
             try:
-                msg = json.loads(message.data)
-            except ValueError:
+                msg = decode_json(message.data)
+            except JsonError:  # ignored, as any other message but "keyframe" is
                 continue
             if isinstance(msg, dict) and msg.get("type") == "keyframe":
                 encoder.request_keyframe()

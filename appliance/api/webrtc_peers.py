@@ -56,7 +56,7 @@ from aiortc import (
 from appliance.api.httpjson import fail
 from appliance.api.ice import IceServer
 from appliance.api.rtp_playout import send_playout_delay
-from appliance.api.ws import BadMessage, handle_message
+from appliance.api.ws import handle_text
 
 __all__ = ["BadOffer", "Peer", "WebRtcPeers", "check_offer"]
 from appliance.api.connections import Connection, ConnectionRegistry
@@ -66,7 +66,6 @@ from capture.frame import Image
 from capture.h264 import TIME_BASE, H264Encoder, Subscription
 from capture.hub import FrameHub
 from capture.pacing import FramePacer
-from hid.keymap import UnknownKey
 
 log = logging.getLogger(__name__)
 
@@ -296,17 +295,15 @@ class WebRtcPeers:
         def on_message(message: str | bytes) -> None:
             if peer.closed.is_set():
                 return
-            msg: Any = None
-            try:
-                if isinstance(message, bytes):
-                    raise BadMessage("binary messages are not accepted")
-                msg = json.loads(message)
-                if not isinstance(msg, dict):
-                    raise BadMessage("a message must be a JSON object")
-                reply = handle_message(appliance, peer.client, msg)
-            except (BadMessage, UnknownKey, ValueError) as exc:
-                kind = msg.get("type") if isinstance(msg, dict) else None
-                reply = {"type": "error", "message": str(exc), "request": kind}
+            reply: dict[str, Any] | None
+            if isinstance(message, bytes):
+                reply = {
+                    "type": "error",
+                    "message": "binary messages are not accepted",
+                    "request": None,
+                }
+            else:
+                reply = handle_text(appliance, peer.client, message)  # never raises on bad input
             if reply is not None and channel.readyState == "open":
                 channel.send(json.dumps(reply))
 

@@ -16,6 +16,8 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from appliance.api.connections import CLOSE_CODE, CLOSE_REASON, CONNECTIONS
+from appliance.api.outbox import Outbox
+from appliance.jsondecode import decode_json
 from appliance.runtime import APPLIANCE, Appliance
 from hid.keymap import UnknownKey
 from hid.reports import ABS_MAX, BUTTONS
@@ -24,7 +26,7 @@ log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
 MAX_MESSAGE = 16 * 1024
-SEND_QUEUE = 256
+SEND_QUEUE = 256  # events waiting for a slow client; see appliance.api.outbox for what then
 
 
 class BadMessage(ValueError):
@@ -94,6 +96,23 @@ def handle_message(appliance: Appliance, client: str, msg: dict[str, Any]) -> di
     return None
 
 
+def handle_text(appliance: Appliance, client: str, text: str) -> dict[str, Any] | None:
+    """Decode and apply one text message (``/api/ws`` and the WebRTC data channels alike).
+
+    Returns the reply event, an ``error`` event for any bad message (malformed, too deeply
+    nested, not an object, unknown type or key), or None.
+    """
+    msg: Any = None
+    try:
+        msg = decode_json(text)
+        if not isinstance(msg, dict):
+            raise BadMessage("a message must be a JSON object")
+        return handle_message(appliance, client, msg)
+    except (BadMessage, UnknownKey, ValueError) as exc:  # JsonError is a ValueError
+        request_type = msg.get("type") if isinstance(msg, dict) else None
+        return {"type": "error", "message": str(exc), "request": request_type}
+
+
 @routes.get("/api/ws")
 async def websocket(request: web.Request) -> web.WebSocketResponse:
     appliance = request.app[APPLIANCE]
@@ -101,15 +120,8 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(heartbeat=10.0, max_msg_size=1 << 20)
     await ws.prepare(request)
     client = appliance.new_client("ws")
-    outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue(SEND_QUEUE)
-
-    def enqueue(event: dict[str, Any]) -> None:
-        if event.get("type") == "state" and outbox.full():
-            return  # a slow client gets the newest state later, not a backlog of old ones
-        try:
-            outbox.put_nowait(event)
-        except asyncio.QueueFull:
-            pass
+    outbox = Outbox(SEND_QUEUE)
+    enqueue = outbox.put
 
     async def sender() -> None:
         while True:
@@ -125,16 +137,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
             if len(message.data) > MAX_MESSAGE:
                 enqueue({"type": "error", "message": f"message larger than {MAX_MESSAGE} bytes"})
                 continue
-            msg: Any = None
-            try:
-                msg = json.loads(message.data)
-                if not isinstance(msg, dict):
-                    raise BadMessage("a message must be a JSON object")
-                reply = handle_message(appliance, client, msg)
-            except (BadMessage, UnknownKey, ValueError) as exc:
-                request_type = msg.get("type") if isinstance(msg, dict) else None
-                enqueue({"type": "error", "message": str(exc), "request": request_type})
-                continue
+            reply = handle_text(appliance, client, message.data)
             if reply is not None:
                 enqueue(reply)
 
