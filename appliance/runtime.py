@@ -19,8 +19,9 @@ from hid.controller import HidController
 from hid.keymap import USAGE_TO_CODE
 
 if TYPE_CHECKING:
-    from appliance.config import Config
+    from appliance.config import Config, StreamConfig
     from appliance.targets import Target
+    from capture.h264 import EncoderSettings, H264Encoder
     from capture.hub import FrameHub
     from capture.jpeg import JpegEncoder
     from capture.source import VideoSource
@@ -67,6 +68,9 @@ class Appliance:
     hub: FrameHub
     hid: HidController
     jpeg: JpegEncoder
+    """The one JPEG encoder (MJPEG viewers, snapshots): each picture encoded once."""
+    h264: H264Encoder
+    """The one H.264 encoder (WebCodecs viewers and every WebRTC peer): one encode per stream."""
     clients: int = 0
     events: EventBus = field(init=False)
     # Long operations (typing, key chords, scripts): their progress goes out as ``job`` events.
@@ -116,6 +120,7 @@ class Appliance:
         await self.jobs.close()
         await self.hid.close()  # releases every key and button first
         await self.source.close()
+        await self.h264.close()
 
     def state(self) -> dict[str, Any]:
         signal = self.hub.signal
@@ -156,16 +161,31 @@ APPLIANCE: web.AppKey[Appliance] = web.AppKey("appliance", Appliance)
 def build_appliance(config: Config) -> Appliance:
     """The appliance around the target ``target.kind`` names (see :mod:`appliance.targets`)."""
     from appliance.targets import build_target
+    from capture.h264 import H264Encoder
     from capture.hub import FrameHub
     from capture.jpeg import JpegEncoder
 
     target = build_target(config)
+    hub = FrameHub()
     hid = HidController(target.hid)
     hid.set_mouse_mode(config.hid.mouse)
     return Appliance(
         config=config,
         target=target,
-        hub=FrameHub(),
+        hub=hub,
         hid=hid,
         jpeg=JpegEncoder(quality=config.stream.jpeg_quality),
+        h264=H264Encoder(hub, encoder_settings(config.stream)),
+    )
+
+
+def encoder_settings(stream: StreamConfig) -> EncoderSettings:
+    """H.264 encoder settings from ``[stream]`` (bitrate in kbit/s; gop 0: IDRs only on request)."""
+    from capture.h264 import EncoderSettings
+
+    return EncoderSettings(
+        bitrate=stream.h264_bitrate,
+        gop=stream.h264_gop,
+        max_fps=float(stream.max_fps),
+        codec=stream.h264_codec,
     )

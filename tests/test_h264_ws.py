@@ -15,7 +15,7 @@ import aiohttp
 import av
 import pytest
 
-from appliance.api.h264 import H264, unpack_header
+from appliance.api.h264 import unpack_header
 from capture.stamp import decode_stamp, stamp_age_ms
 from tests.conftest import Server, start_server
 
@@ -108,7 +108,7 @@ def stalled_viewer(url: str, password: str) -> socket.socket:
 
 async def test_a_stalled_viewer_does_not_slow_another(tmp_path: Path) -> None:
     srv, runner = await start_server(tmp_path, STAMPED)
-    encoder = srv.app[H264]
+    encoder = srv.appliance.h264
     slow = await asyncio.to_thread(stalled_viewer, srv.url, srv.password)
     # Loopback TCP would buffer megabytes before the server noticed; a viewer on a bad link
     # fills a small send buffer at once. Shrink the server side of the stalled connection.
@@ -151,7 +151,7 @@ async def test_a_stalled_viewer_does_not_slow_another(tmp_path: Path) -> None:
 
 
 async def test_two_viewers_one_encode(stamped: Server) -> None:
-    encoder = stamped.app[H264]
+    encoder = stamped.appliance.h264
     async with aiohttp.ClientSession(headers=auth_header(stamped)) as session:
         a = await session.ws_connect(f"{stamped.url}/api/stream.h264")
         b = await session.ws_connect(f"{stamped.url}/api/stream.h264")
@@ -177,7 +177,7 @@ async def test_shutdown_closes_viewer_sockets(tmp_path: Path) -> None:
         ws = await session.ws_connect(f"{srv.url}/api/stream.h264")
         async with asyncio.timeout(10):
             await binary(ws)
-            await srv.app[H264].close()  # what app cleanup does
+            await srv.appliance.h264.close()  # what app cleanup does
             while (await ws.receive()).type not in (
                 aiohttp.WSMsgType.CLOSE,
                 aiohttp.WSMsgType.CLOSED,

@@ -22,7 +22,6 @@ from aiortc import (
     RTCSessionDescription,
 )
 
-from appliance.api.h264 import H264
 from appliance.api.webrtc import WEBRTC
 from appliance.auth import AuthStore
 from capture.stamp import decode_stamp, stamp_age_ms
@@ -129,7 +128,7 @@ async def test_video_arrives_as_h264_with_a_fresh_stamp(stamped: Server) -> None
 
 
 async def test_peers_share_one_encoder_and_pli_brings_a_keyframe(stamped: Server) -> None:
-    encoder = stamped.app[H264]
+    encoder = stamped.appliance.h264
     a = await connect(stamped)
     b = await connect(stamped)
     try:
@@ -192,7 +191,7 @@ async def test_vp8_only_browser_gets_vp8(stamped: Server) -> None:
             counter, _ = await viewer.frame_stamp()
         assert counter > 0
         assert "VP8/90000" in viewer.answer and "H264/90000" not in viewer.answer
-        assert stamped.app[H264].stats.starts == 0  # no shared encode for a VP8 viewer
+        assert stamped.appliance.h264.stats.starts == 0  # no shared encode for a VP8 viewer
     finally:
         await viewer.close()
 

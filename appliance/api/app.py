@@ -110,7 +110,7 @@ def create_app(
     app.add_routes(scripts.routes)
     from appliance.api import h264, webrtc
 
-    h264.setup(app)  # the one H.264 encoder: /api/stream.h264 and every WebRTC peer
+    app.add_routes(h264.routes)
     rtc = appliance.config.webrtc
     ice = [
         IceServer(url, rtc.turn_username or None, rtc.turn_password or None)

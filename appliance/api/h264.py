@@ -2,7 +2,7 @@
 
 The browser feeds each binary message to a WebCodecs ``VideoDecoder`` and paints the result on a
 canvas: no jitter buffer, no RTP, nothing between the encoder and the screen but TCP. Every viewer
-shares the appliance's single :class:`~capture.h264.H264Encoder` (see :func:`setup`), so ten
+shares the appliance's single :class:`~capture.h264.H264Encoder` (``Appliance.h264``), so ten
 viewers cost one encode.
 
 Each message is one access unit behind a small fixed header (big-endian; documented in
@@ -38,48 +38,14 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from appliance.api.connections import CLOSE_CODE, CLOSE_REASON, CONNECTIONS
 from appliance.jsondecode import JsonError, decode_json
 from appliance.runtime import APPLIANCE
-from capture.h264 import EncodedFrame, EncoderSettings, H264Encoder, sps_info
+from capture.h264 import EncodedFrame, sps_info
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
-H264: web.AppKey[H264Encoder] = web.AppKey("h264", H264Encoder)
 HEADER: Final = struct.Struct(">BBHHHIQ")
 FLAG_KEYFRAME: Final = 0x01
 QUEUE: Final = 6  # access units per viewer before it skips to the next keyframe
-
-
-def settings_from_config(config: Any) -> EncoderSettings:
-    """Encoder settings from the ``[stream]`` table; keys not (yet) in the schema keep defaults.
-
-    Recognised: ``max_fps``, ``h264_bitrate`` (kbit/s), ``h264_gop`` (frames, 0 = IDR only on
-    request), ``h264_codec`` ("libx264" | "h264_v4l2m2m" | "auto").
-    """
-    stream = getattr(config, "stream", None)
-    defaults = EncoderSettings()
-    return EncoderSettings(
-        bitrate=int(getattr(stream, "h264_bitrate", defaults.bitrate)),
-        gop=int(getattr(stream, "h264_gop", defaults.gop)),
-        max_fps=float(getattr(stream, "max_fps", defaults.max_fps)),
-        codec=str(getattr(stream, "h264_codec", defaults.codec)),
-    )
-
-
-def setup(app: web.Application, settings: EncoderSettings | None = None) -> H264Encoder:
-    """Create the appliance's one H.264 encoder, add the WebSocket route, close it on cleanup.
-
-    Call once from ``create_app`` (after ``app[APPLIANCE]`` is set); WebRTC reuses the encoder.
-    """
-    appliance = app[APPLIANCE]
-    encoder = H264Encoder(appliance.hub, settings or settings_from_config(appliance.config))
-    app[H264] = encoder
-    app.add_routes(routes)
-
-    async def close_encoder(app: web.Application) -> None:
-        await encoder.close()
-
-    app.on_cleanup.append(close_encoder)
-    return encoder
 
 
 def pack_frame(frame: EncodedFrame) -> bytes:
@@ -111,7 +77,7 @@ def unpack_header(message: bytes) -> tuple[dict[str, Any], bytes]:
 
 @routes.get("/api/stream.h264")
 async def stream_h264(request: web.Request) -> web.WebSocketResponse:
-    encoder = request.app[H264]
+    encoder = request.app[APPLIANCE].h264
     ws = web.WebSocketResponse(heartbeat=10.0, max_msg_size=4096)
     await ws.prepare(request)
     sub = encoder.subscribe(maxsize=QUEUE)

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from appliance.api.connections import CONNECTIONS, credential_of
-from appliance.api.h264 import H264
 from appliance.api.httpjson import fail, json_response, read_json
 from appliance.api.ice import IceServer
 from appliance.runtime import APPLIANCE
@@ -63,7 +62,7 @@ class WebRtcService:
                 )
                 self._peers = module.WebRtcPeers(
                     self._app[APPLIANCE],
-                    self._app[H264],
+                    self._app[APPLIANCE].h264,
                     self.ice_servers,
                     self.max_peers,
                     self.connect_timeout,
@@ -86,7 +85,7 @@ def setup(
     max_peers: int = 16,
     connect_timeout: float = 20.0,
 ) -> WebRtcService:
-    """Add the offer route; peers will share ``app[H264]`` (call ``h264.setup`` first).
+    """Add the offer route; peers share the appliance's one H.264 encoder (``Appliance.h264``).
 
     *connect_timeout*: seconds a peer may take to connect (or to come back from "disconnected")
     before its slot is freed; see :mod:`.webrtc_peers`.
