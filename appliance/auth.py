@@ -219,7 +219,8 @@ class AuthStore:
 
     ``session_ttl`` is in seconds; ``clock`` (wall-clock Unix seconds, because session expiry is
     persisted and must survive a reboot) is injectable so tests can expire sessions without
-    sleeping.
+    sleeping. ``monotonic`` measures the in-memory intervals (the one-minute password cache),
+    so setting the wall clock back cannot stretch them.
     """
 
     def __init__(
@@ -228,10 +229,12 @@ class AuthStore:
         *,
         session_ttl: float = 12 * 3600.0,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.state_dir = Path(state_dir)
         self.session_ttl = float(session_ttl)
         self.clock = clock
+        self.monotonic = monotonic
         self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         st = self.state_dir.stat()
         if st.st_uid == os.geteuid() and st.st_mode & 0o077:
@@ -369,7 +372,7 @@ class AuthStore:
             return False
         sc = rec["scrypt"]
         cache_key = self._cache_id(rec, user, password)
-        now = self.clock()
+        now = self.monotonic()
         if self._verified.get(cache_key, 0.0) > now:
             return True
         expected = _unb64(sc["hash"])
@@ -409,7 +412,7 @@ class AuthStore:
         rec = self._record()
         if rec is None:
             return False
-        return self._verified.get(self._cache_id(rec, user, password), 0.0) > self.clock()
+        return self._verified.get(self._cache_id(rec, user, password), 0.0) > self.monotonic()
 
     def _cache_id(self, rec: dict[str, Any], user: str, password: str) -> bytes:
         stored = str(rec["scrypt"]["hash"]).encode()
