@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import errno
 import fcntl
 import hashlib
 import hmac
@@ -276,8 +277,23 @@ class AuthStore:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        """Serialise read-modify-write between processes (server and CLI)."""
-        fd = os.open(self.state_dir / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        """Serialise read-modify-write between processes (server and CLI).
+
+        A read-only (or full) state directory must not turn every login into a 500: the writes
+        that follow fail and are handled (sessions stay in memory), so the lock falls back to an
+        existing ``.lock`` opened read-only, else to the directory itself (``flock`` needs no
+        write access). All processes see the same filesystem state, so they pick the same object.
+        """
+        path = self.state_dir / ".lock"
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC):
+                raise
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                fd = os.open(self.state_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
