@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import errno
 import fcntl
 import hashlib
 import hmac
@@ -219,7 +220,8 @@ class AuthStore:
 
     ``session_ttl`` is in seconds; ``clock`` (wall-clock Unix seconds, because session expiry is
     persisted and must survive a reboot) is injectable so tests can expire sessions without
-    sleeping.
+    sleeping. ``monotonic`` measures the in-memory intervals (the one-minute password cache),
+    so setting the wall clock back cannot stretch them.
     """
 
     def __init__(
@@ -228,10 +230,12 @@ class AuthStore:
         *,
         session_ttl: float = 12 * 3600.0,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.state_dir = Path(state_dir)
         self.session_ttl = float(session_ttl)
         self.clock = clock
+        self.monotonic = monotonic
         self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         st = self.state_dir.stat()
         if st.st_uid == os.geteuid() and st.st_mode & 0o077:
@@ -273,8 +277,23 @@ class AuthStore:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        """Serialise read-modify-write between processes (server and CLI)."""
-        fd = os.open(self.state_dir / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        """Serialise read-modify-write between processes (server and CLI).
+
+        A read-only (or full) state directory must not turn every login into a 500: the writes
+        that follow fail and are handled (sessions stay in memory), so the lock falls back to an
+        existing ``.lock`` opened read-only, else to the directory itself (``flock`` needs no
+        write access). All processes see the same filesystem state, so they pick the same object.
+        """
+        path = self.state_dir / ".lock"
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC):
+                raise
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                fd = os.open(self.state_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -369,7 +388,7 @@ class AuthStore:
             return False
         sc = rec["scrypt"]
         cache_key = self._cache_id(rec, user, password)
-        now = self.clock()
+        now = self.monotonic()
         if self._verified.get(cache_key, 0.0) > now:
             return True
         expected = _unb64(sc["hash"])
@@ -409,7 +428,7 @@ class AuthStore:
         rec = self._record()
         if rec is None:
             return False
-        return self._verified.get(self._cache_id(rec, user, password), 0.0) > self.clock()
+        return self._verified.get(self._cache_id(rec, user, password), 0.0) > self.monotonic()
 
     def _cache_id(self, rec: dict[str, Any], user: str, password: str) -> bytes:
         stored = str(rec["scrypt"]["hash"]).encode()
