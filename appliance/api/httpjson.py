@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
 
 from aiohttp import web
 
+from appliance import fields
 from appliance.jsondecode import JsonError, decode_json
 
 T = TypeVar("T")
@@ -74,30 +76,19 @@ async def read_json(request: web.Request, *, optional: bool = False) -> dict[str
 def get_field(
     data: dict[str, Any], name: str, kind: type[T] | tuple[type, ...], default: Any = ...
 ) -> Any:
-    """Typed field access; bool is never accepted where a number is expected."""
-    if name not in data:
-        if default is ...:
-            fail(400, f"missing field {name!r}")
-        return default
-    value = data[name]
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    if isinstance(value, bool) and bool not in kinds:
-        fail(400, f"field {name!r} must be {_names(kinds)}, not a boolean")
-    if not isinstance(value, kinds):
-        fail(400, f"field {name!r} must be {_names(kinds)}, not {type(value).__name__}")
-    return value
+    """Typed field access (:func:`appliance.fields.typed`); a bad field is a 400."""
+    try:
+        return fields.typed(data, name, kind, fields.MISSING if default is ... else default)
+    except fields.FieldError as exc:
+        fail(400, str(exc))
 
 
-def _names(kinds: tuple[type, ...]) -> str:
-    names = {
-        int: "a number",
-        float: "a number",
-        str: "a string",
-        bool: "a boolean",
-        list: "a list",
-        dict: "an object",
-    }
-    return " or ".join(dict.fromkeys(names.get(k, k.__name__) for k in kinds))
+def field_or_400(check: Callable[[], T]) -> T:
+    """Run one :mod:`appliance.fields` check; its FieldError becomes a 400 with its message."""
+    try:
+        return check()
+    except fields.FieldError as exc:
+        fail(400, str(exc))
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:

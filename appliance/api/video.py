@@ -9,8 +9,9 @@ import asyncio
 
 from aiohttp import web
 
+from appliance import fields
 from appliance.api.connections import CONNECTIONS
-from appliance.api.httpjson import fail
+from appliance.api.httpjson import fail, field_or_400
 from appliance.runtime import APPLIANCE, Appliance
 from capture.frame import Frame
 from capture.pacing import FramePacer
@@ -21,16 +22,7 @@ KEEPALIVE = 1.0
 
 
 def _int_param(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        fail(400, f"query parameter {name!r} must be an integer")
-    if not lo <= value <= hi:
-        fail(400, f"query parameter {name!r} must be between {lo} and {hi}")
-    return value
+    return field_or_400(lambda: fields.query_integer(request.query, name, default, lo, hi))
 
 
 @routes.get("/api/stream.mjpeg")

@@ -15,6 +15,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from appliance import fields
 from appliance.api.connections import CLOSE_CODE, CLOSE_REASON, CONNECTIONS
 from appliance.api.outbox import Outbox
 from appliance.jsondecode import decode_json
@@ -33,33 +34,6 @@ class BadMessage(ValueError):
     pass
 
 
-def _num(msg: dict[str, Any], name: str, lo: float, hi: float) -> float:
-    v = msg.get(name)
-    if isinstance(v, bool) or not isinstance(v, int | float):
-        raise BadMessage(f"field {name!r} must be a number")
-    if not lo <= v <= hi:
-        raise BadMessage(f"field {name!r} must be between {lo:g} and {hi:g}")
-    return v
-
-
-def _int(msg: dict[str, Any], name: str, lo: int, hi: int, default: int | None = None) -> int:
-    if default is not None and name not in msg:
-        return default
-    v = msg.get(name)
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise BadMessage(f"field {name!r} must be an integer")
-    if not lo <= v <= hi:
-        raise BadMessage(f"field {name!r} must be between {lo} and {hi}")
-    return v
-
-
-def _bool(msg: dict[str, Any], name: str) -> bool:
-    v = msg.get(name)
-    if not isinstance(v, bool):
-        raise BadMessage(f"field {name!r} must be true or false")
-    return v
-
-
 def handle_message(appliance: Appliance, client: str, msg: dict[str, Any]) -> dict[str, Any] | None:
     """Apply one client message; return a reply event or None. Raises BadMessage/UnknownKey."""
     hid = appliance.hid
@@ -68,20 +42,25 @@ def handle_message(appliance: Appliance, client: str, msg: dict[str, Any]) -> di
         code = msg.get("code")
         if not isinstance(code, str):
             raise BadMessage("field 'code' must be a string")
-        hid.key(client, code, _bool(msg, "down"))
+        hid.key(client, code, fields.boolean(msg, "down"))
     elif kind == "mouse":
-        x = _num(msg, "x", 0, 1)
-        y = _num(msg, "y", 0, 1)
+        x = fields.number(msg, "x", 0, 1)
+        y = fields.number(msg, "y", 0, 1)
         hid.mouse_abs(round(x * ABS_MAX), round(y * ABS_MAX))
     elif kind == "mouse_rel":
-        hid.mouse_rel(_int(msg, "dx", -10_000, 10_000, 0), _int(msg, "dy", -10_000, 10_000, 0))
+        hid.mouse_rel(
+            fields.integer(msg, "dx", -10_000, 10_000, 0),
+            fields.integer(msg, "dy", -10_000, 10_000, 0),
+        )
     elif kind == "button":
         button = msg.get("button")
         if button not in BUTTONS:
             raise BadMessage(f"field 'button' must be one of {', '.join(BUTTONS)}")
-        hid.mouse_button(client, button, _bool(msg, "down"))
+        hid.mouse_button(client, button, fields.boolean(msg, "down"))
     elif kind == "wheel":
-        hid.mouse_wheel(_int(msg, "dy", -100, 100, 0), _int(msg, "dx", -100, 100, 0))
+        hid.mouse_wheel(
+            fields.integer(msg, "dy", -100, 100, 0), fields.integer(msg, "dx", -100, 100, 0)
+        )
     elif kind == "release_all":
         hid.release_client(client)
     elif kind == "mouse_mode":
