@@ -56,7 +56,7 @@ from aiortc import (
 from appliance.api.httpjson import fail
 from appliance.api.ice import IceServer
 from appliance.api.rtp_playout import send_playout_delay
-from appliance.api.ws import BadMessage, handle_message
+from appliance.api.ws import BadMessage, decode_message, handle_message
 
 __all__ = ["BadOffer", "Peer", "WebRtcPeers", "check_offer"]
 from appliance.api.connections import Connection, ConnectionRegistry
@@ -298,11 +298,7 @@ class WebRtcPeers:
                 return
             msg: Any = None
             try:
-                if isinstance(message, bytes):
-                    raise BadMessage("binary messages are not accepted")
-                msg = json.loads(message)
-                if not isinstance(msg, dict):
-                    raise BadMessage("a message must be a JSON object")
+                msg = decode_message(message)
                 reply = handle_message(appliance, peer.client, msg)
             except (BadMessage, UnknownKey, ValueError) as exc:
                 kind = msg.get("type") if isinstance(msg, dict) else None

@@ -31,6 +31,26 @@ class BadMessage(ValueError):
     pass
 
 
+def decode_message(data: str | bytes) -> dict[str, Any]:
+    """One text message from a client as a JSON object, or :class:`BadMessage` saying why not.
+
+    Shared by the WebSocket and the WebRTC data channel. Binary frames are refused; so is JSON
+    nested too deeply for the decoder (``[[[[...`` raises RecursionError, not ValueError, and
+    16 KB of brackets is enough), which must be a bad message like any other, not a crash.
+    """
+    if isinstance(data, bytes):
+        raise BadMessage("binary messages are not accepted")
+    try:
+        msg = json.loads(data)
+    except RecursionError:
+        raise BadMessage("JSON nested too deeply") from None
+    except ValueError as exc:
+        raise BadMessage(f"malformed JSON: {exc}") from None
+    if not isinstance(msg, dict):
+        raise BadMessage("a message must be a JSON object")
+    return msg
+
+
 def _num(msg: dict[str, Any], name: str, lo: float, hi: float) -> float:
     v = msg.get(name)
     if isinstance(v, bool) or not isinstance(v, int | float):
@@ -127,9 +147,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
                 continue
             msg: Any = None
             try:
-                msg = json.loads(message.data)
-                if not isinstance(msg, dict):
-                    raise BadMessage("a message must be a JSON object")
+                msg = decode_message(message.data)
                 reply = handle_message(appliance, client, msg)
             except (BadMessage, UnknownKey, ValueError) as exc:
                 request_type = msg.get("type") if isinstance(msg, dict) else None
