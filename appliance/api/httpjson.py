@@ -31,6 +31,11 @@ async def read_json(request: web.Request, *, optional: bool = False) -> dict[str
     raw = await request.content.read(MAX_JSON_BODY + 1)
     if len(raw) > MAX_JSON_BODY:
         fail(413, f"request body larger than {MAX_JSON_BODY} bytes")
+    return parse_json_body(raw, optional=optional)
+
+
+def parse_json_body(raw: bytes, *, optional: bool = False) -> dict[str, Any]:
+    """The JSON object in *raw*, or a 400 saying what is wrong (*optional*: empty gives {})."""
     if not raw.strip():
         if optional:
             return {}
@@ -39,6 +44,10 @@ async def read_json(request: web.Request, *, optional: bool = False) -> dict[str
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         fail(400, f"malformed JSON: {exc}")
+    except RecursionError:
+        # "[[[[..." raises RecursionError, not ValueError: it was a 500 (and a traceback per
+        # request) for a body far below the size limit.
+        fail(400, "malformed JSON: nested too deeply")
     if not isinstance(data, dict):
         fail(400, "request body must be a JSON object")
     return data
