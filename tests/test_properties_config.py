@@ -54,7 +54,7 @@ plausible = st.one_of(
             "ipkvm\n",
             "10.0.0.0/8",
             "stun:stun.example:3478",
-        ]  # fmt: skip
+        ]
     ),
     st.integers(-10, 100_000),
     st.floats(allow_nan=True, allow_infinity=True),
@@ -147,7 +147,7 @@ def _assert_usable(config: Any) -> None:
 def test_listen_address_parses_or_is_refused(text: str) -> None:
     """``server.listen`` is a host and an ASCII port in 0..65535, or a ConfigError."""
     try:
-        host, port = parse_listen("server.listen", text)
+        _host, port = parse_listen("server.listen", text)
     except ConfigError as error:
         assert error.key == "server.listen"
         return
