@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 SESSIONS_FILE = "sessions.json"
 FORMAT_VERSION = 1
-_DIGEST_RE = re.compile(r"^[0-9a-f]{64}$")
+_DIGEST_RE = re.compile(r"[0-9a-f]{64}")  # fullmatch: "$" also matches before a final "\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +75,7 @@ def parse_sessions(data: Any) -> dict[str, SessionRecord]:
     for item in items:
         try:
             digest, user, fingerprint = item["sha256"], item["user"], item["password"]
-            if not isinstance(digest, str) or not _DIGEST_RE.match(digest):
+            if not isinstance(digest, str) or not _DIGEST_RE.fullmatch(digest):
                 raise ValueError("bad digest")
             if not isinstance(user, str) or not isinstance(fingerprint, str):
                 raise ValueError("bad user or password fingerprint")
@@ -132,7 +132,8 @@ class SessionTable:
         self._sig = sig
         try:
             self._records = parse_sessions(json.loads(self.path.read_bytes()))
-        except (OSError, ValueError) as exc:
+        # RecursionError: JSON nested too deeply for the decoder (a damaged or hostile file).
+        except (OSError, ValueError, RecursionError) as exc:
             log.warning(
                 "ignoring unreadable sessions file %s (%s): browsers must log in again",
                 self.path,

@@ -60,6 +60,11 @@ async def read_json(request: web.Request, *, optional: bool = False) -> dict[str
         raw = await read_body(request, MAX_JSON_BODY)
     except BodyTooLarge as exc:
         fail(413, str(exc))
+    return parse_json_body(raw, optional=optional)
+
+
+def parse_json_body(raw: bytes, *, optional: bool = False) -> dict[str, Any]:
+    """The JSON object in *raw*, or a 400 saying what is wrong (*optional*: empty gives {})."""
     if not raw.strip():
         if optional:
             return {}

@@ -18,7 +18,7 @@ from aiohttp import WSMsgType, web
 from appliance import fields
 from appliance.api.connections import CLOSE_CODE, CLOSE_REASON, CONNECTIONS
 from appliance.api.outbox import Outbox
-from appliance.jsondecode import decode_json
+from appliance.jsondecode import JsonError, decode_json
 from appliance.runtime import APPLIANCE, Appliance
 from hid.keymap import UnknownKey
 from hid.reports import ABS_MAX, BUTTONS
@@ -30,8 +30,26 @@ MAX_MESSAGE = 16 * 1024
 SEND_QUEUE = 256  # events waiting for a slow client; see appliance.api.outbox for what then
 
 
-class BadMessage(ValueError):
-    pass
+BadMessage = fields.FieldError
+"""A message refused as a whole or for one of its fields: answered with an ``error`` event."""
+
+
+def decode_message(data: str | bytes) -> dict[str, Any]:
+    """One message from a client as a JSON object, or :class:`BadMessage` saying why not.
+
+    Shared by the WebSocket and the WebRTC data channel. Binary frames are refused; JSON nested
+    too deeply (``[[[[...``: 16 KB of brackets would otherwise overflow the decoder's recursion)
+    is a bad message like any other, never a crash (:mod:`appliance.jsondecode`).
+    """
+    if isinstance(data, bytes):
+        raise BadMessage("binary messages are not accepted")
+    try:
+        msg = decode_json(data)
+    except JsonError as exc:
+        raise BadMessage(str(exc)) from None
+    if not isinstance(msg, dict):
+        raise BadMessage("a message must be a JSON object")
+    return msg
 
 
 def handle_message(appliance: Appliance, client: str, msg: dict[str, Any]) -> dict[str, Any] | None:
@@ -83,9 +101,7 @@ def handle_text(appliance: Appliance, client: str, text: str) -> dict[str, Any] 
     """
     msg: Any = None
     try:
-        msg = decode_json(text)
-        if not isinstance(msg, dict):
-            raise BadMessage("a message must be a JSON object")
+        msg = decode_message(text)
         return handle_message(appliance, client, msg)
     except (BadMessage, UnknownKey, ValueError) as exc:  # JsonError is a ValueError
         request_type = msg.get("type") if isinstance(msg, dict) else None

@@ -12,6 +12,7 @@ explicitly in the declarations.
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -71,6 +72,9 @@ def number(lo: float, hi: float, *, lo_open: bool = False) -> Check[float]:
     def check(key: str, value: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(key, f"must be a number, not {value!r}")
+        if isinstance(value, float) and math.isnan(value):
+            # TOML has nan, and nan fails every comparison: the range check alone let it through.
+            raise ConfigError(key, f"must be a number, not {value!r}")
         too_low = value <= lo if lo_open else value < lo
         if too_low or value > hi:
             bound = f"> {lo}" if lo_open else f">= {lo}"
@@ -92,20 +96,21 @@ def choice(*options: str) -> Check[str]:
     return check
 
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
-_LAYOUT_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+# Used with fullmatch: "$" would also match before a trailing newline ("ipkvm\n" passed).
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+_LAYOUT_RE = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 
 
 def simple_name(key: str, value: Any) -> str:
     """A name that is safe as one directory entry (no ``/``, no leading ``.``)."""
-    if not isinstance(value, str) or not _NAME_RE.match(value):
+    if not isinstance(value, str) or not _NAME_RE.fullmatch(value):
         raise ConfigError(key, f"must be a simple name (letters, digits, . _ -), not {value!r}")
     return value
 
 
 def layout(key: str, value: Any) -> str:
     """A keyboard layout name; whether it exists is checked when a layout is loaded."""
-    if not isinstance(value, str) or not _LAYOUT_RE.match(value):
+    if not isinstance(value, str) or not _LAYOUT_RE.fullmatch(value):
         raise ConfigError(key, f"must be a layout name such as 'us' or 'de', not {value!r}")
     return value
 
@@ -127,7 +132,9 @@ def parse_listen(key: str, value: Any) -> tuple[str, int]:
             raise ConfigError(key, f"{host!r} is not an IPv6 address") from None
     elif ":" in host:
         raise ConfigError(key, f'{value!r}: write IPv6 addresses in brackets, "[::]:443"')
-    if not port_text.isdigit():
+    # ASCII digits only: str.isdigit() is also true for "²" (int() then raised ValueError) and
+    # for other scripts' digits ("٣" was port 3).
+    if not (port_text.isascii() and port_text.isdigit()):
         raise ConfigError(key, f"port {port_text!r} is not a number")
     port = int(port_text)
     if port > 65535:

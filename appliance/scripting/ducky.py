@@ -50,7 +50,12 @@ MAX_DELAY_MS = 3_600_000
 MAX_REPEAT = 100_000
 MAX_SCRIPT_CHARS = 1_000_000
 PNG_MAGIC = imagecheck.PNG_MAGIC
-_HEAD = re.compile(r"(\S+)(?:[ \t](.*))?$", re.DOTALL)
+# The keyword, then (after one whitespace character of any kind, as _tokens splits) the rest.
+_HEAD = re.compile(r"(\S+)(?:\s(.*))?$", re.DOTALL)
+# Line breaks as an editor shows them. Not str.splitlines(): it also breaks at form feed, vertical
+# tab, U+001C..U+001E, NEL and U+2028/U+2029, so a STRING holding one of them was cut in two and
+# the rest of its text run as a command, and line numbers disagreed with the user's editor.
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 # Key names DuckyScript spells differently from hid.keynames (which already knows CTRL, CONTROL,
 # ALT, SHIFT, GUI, WINDOWS, ESC, UPARROW, BREAK, MENU, APP...).
@@ -287,8 +292,7 @@ def parse(text: str) -> Script:
         raise DuckyError(1, 1, f"script longer than {MAX_SCRIPT_CHARS} characters")
     script = Script()
     previous: Action | None = None
-    for lineno, raw in enumerate(text.splitlines(), start=1):
-        line = raw.rstrip("\r")
+    for lineno, line in enumerate(_LINE_BREAK.split(text), start=1):
         stripped = line.lstrip()
         if not stripped.strip():
             continue
