@@ -172,6 +172,8 @@ export class Ui {
 
   setSocketOpen(open) {
     this.socketOpen = open;
+    // For automation (and the browser tests): input typed before this is "open" is dropped.
+    document.body.dataset.socket = open ? "open" : "closed";
     if (open) this.everConnected = true;
     this.renderBanner();
   }
