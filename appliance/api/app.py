@@ -10,11 +10,12 @@ from typing import Any
 
 from aiohttp import web
 
-from appliance.api import connections, demo, hid, jobs, power, scripts, video, ws
+from appliance.api import connections, demo, hid, jobs, openapi_doc, power, scripts, video, ws
 from appliance.api.auth import setup_auth
 from appliance.api.errors import json_errors
 from appliance.api.httpjson import MAX_JSON_BODY, json_response
 from appliance.api.ice import IceServer
+from appliance.api.openapi import STATE_REF, Operation, describe, obj, ok
 from appliance.auth import AuthStore
 from appliance.runtime import APPLIANCE, Appliance
 from appliance.targets.demo import DemoTarget
@@ -28,12 +29,33 @@ PUBLIC_PREFIXES = ("/static/",)
 routes = web.RouteTableDef()
 
 
+_PAGE_REPLIES = {
+    200: ok("the page", {"type": "string"}, "text/html"),
+    302: ok("to /login, for a browser (Accept: text/html) that is not logged in"),
+}
+
+
 @routes.get("/api/health")
+@describe(
+    Operation(
+        summary="Liveness, for load balancers and systemd (no login needed)",
+        tag="state",
+        public=True,
+        replies={200: ok("the service answers", obj(("status",), status={"const": "ok"}))},
+    )
+)
 async def health(request: web.Request) -> web.Response:
     return json_response({"status": "ok"})
 
 
 @routes.get("/api/state")
+@describe(
+    Operation(
+        summary="The appliance's state (also the WebSocket's `state` event)",
+        tag="state",
+        replies={200: ok("target, HID, video and client count", STATE_REF)},
+    )
+)
 async def state(request: web.Request) -> web.Response:
     return json_response(request.app[APPLIANCE].state())
 
@@ -58,29 +80,61 @@ async def _static_cache_policy(request: web.Request, response: web.StreamRespons
 
 
 @web.middleware
-async def _refuse_dotfiles(request: web.Request, handler: Any) -> web.StreamResponse:
+async def _static_guard(request: web.Request, handler: Any) -> web.StreamResponse:
     """``/static/`` serves the web directory as it is on disk, and aiohttp's static handler
     serves hidden files too: an editor's swap file, a ``.git`` directory or a ``.env`` left in a
     build would be public (``/static/`` needs no login). No asset of ours starts with a dot, so
-    any such path segment (``.`` and ``..`` included) is a 404."""
-    if request.path.startswith("/static/") and any(
-        part.startswith(".") for part in request.path.split("/")
-    ):
-        raise web.HTTPNotFound()
+    any such path segment (``.`` and ``..`` included) is a 404.
+
+    A file that is not there is a plain-text 404 too: aiohttp's own answer for it is an empty
+    ``application/octet-stream`` body (it finds out only while sending), unlike every other
+    error here. Only existence is checked; which paths may be served stays aiohttp's decision.
+    """
+    if request.path.startswith("/static/"):
+        if any(part.startswith(".") for part in request.path.split("/")):
+            raise web.HTTPNotFound()
+        name = request.match_info.get("filename", "")
+        if not name or not (WEB_DIR / name).is_file():
+            raise web.HTTPNotFound()
     return await handler(request)  # type: ignore[no-any-return]
 
 
 @routes.get("/")
+@describe(
+    Operation(
+        summary="The console",
+        tag="pages",
+        replies=_PAGE_REPLIES,
+        errors={404: "the page is missing from this build"},
+    )
+)
 async def index(request: web.Request) -> web.StreamResponse:
     return _page("index.html")
 
 
 @routes.get("/login")
+@describe(
+    Operation(
+        summary="The login page",
+        tag="pages",
+        public=True,
+        replies={200: _PAGE_REPLIES[200]},
+        errors={404: "the page is missing from this build"},
+    )
+)
 async def login_page(request: web.Request) -> web.StreamResponse:
     return _page("login.html")
 
 
 @routes.get("/favicon.ico")
+@describe(
+    Operation(
+        summary="Redirect to /static/favicon.svg",
+        tag="pages",
+        public=True,
+        replies={302: ok("to /static/favicon.svg")},
+    )
+)
 async def favicon(request: web.Request) -> web.StreamResponse:
     """Pages name /static/favicon.svg; this is for clients that ask the old path regardless."""
     raise web.HTTPFound("/static/favicon.svg")
@@ -108,6 +162,7 @@ def create_app(
     app.add_routes(video.routes)
     app.add_routes(ws.routes)
     app.add_routes(scripts.routes)
+    openapi_doc.setup(app)  # GET /api/openapi.json, built on first request
     from appliance.api import h264, webrtc
 
     app.add_routes(h264.routes)
@@ -126,7 +181,7 @@ def create_app(
         app.add_routes(demo.routes)
     if WEB_DIR.is_dir():
         app.router.add_static("/static/", WEB_DIR, append_version=False)
-        app.middlewares.append(_refuse_dotfiles)
+        app.middlewares.append(_static_guard)
         app.on_response_prepare.append(_static_cache_policy)
 
     async def start(app: web.Application) -> None:

@@ -31,6 +31,7 @@ from typing import Any
 from aiohttp import hdrs, web
 
 from appliance.api.httpjson import BodyTooLarge, read_body
+from appliance.api.openapi import EMPTY, Operation, Reply, describe, enum, obj, ok, string
 from appliance.auth import (
     MAX_PASSWORD_LENGTH,
     SCRYPT_WORKERS,
@@ -439,6 +440,28 @@ def _clear_cookie(resp: web.StreamResponse, settings: AuthSettings) -> None:
     )
 
 
+@describe(
+    Operation(
+        summary="Log in: a session cookie for the password",
+        description=f"Takes at most {_MAX_LOGIN_BODY} bytes. Failures are throttled per client "
+        "address (3 free tries, then 1 s, 2 s, ... 5 min).",
+        tag="auth",
+        public=True,
+        body=obj(("user", "password"), user=string(), password=string()),
+        replies={
+            200: Reply(
+                "logged in",
+                obj(("user",), user=string()),
+                headers={"Set-Cookie": "ipkvm_session=...; HttpOnly; SameSite=Strict"},
+            )
+        },
+        errors={
+            401: "wrong user or password",
+            429: "too many failed attempts from this address (Retry-After)",
+            503: "too many password checks in progress (Retry-After); not counted as a failure",
+        },
+    )
+)
 async def login(request: web.Request) -> web.StreamResponse:
     """``{"user", "password"}`` → session cookie. 400 malformed, 401 wrong, 429 throttled."""
     store = request.app[AUTH_STORE]
@@ -472,6 +495,16 @@ async def login(request: web.Request) -> web.StreamResponse:
     return resp
 
 
+@describe(
+    Operation(
+        summary="Log out: end this browser's session and clear its cookie",
+        description="Public, so an expired session can still clear its cookie. Connections "
+        "the session opened are closed (WebSockets with code 4401).",
+        tag="auth",
+        public=True,
+        replies={200: ok("logged out", EMPTY)},
+    )
+)
 async def logout(request: web.Request) -> web.StreamResponse:
     """End this browser's session (public, so an expired session can still clear its cookie)."""
     await request.app[AUTH_STORE].delete_session_async(request.cookies.get(SESSION_COOKIE))
@@ -480,6 +513,18 @@ async def logout(request: web.Request) -> web.StreamResponse:
     return resp
 
 
+@describe(
+    Operation(
+        summary="Who this request is authenticated as, and how",
+        tag="auth",
+        replies={
+            200: ok(
+                "the user",
+                obj(("user", "via"), user=string(), via=enum("session", "token", "basic")),
+            )
+        },
+    )
+)
 async def me(request: web.Request) -> web.StreamResponse:
     auth = get_auth(request)
     if auth is None:  # unreachable behind the middleware; kept for safety

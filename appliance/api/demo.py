@@ -5,11 +5,16 @@ from __future__ import annotations
 from aiohttp import web
 
 from appliance.api.httpjson import get_field, json_response, read_json
+from appliance.api.openapi import BOOLEAN, Operation, describe, enum, obj, ok
 from appliance.runtime import APPLIANCE
 from appliance.targets.demo import DemoTarget
 from appliance.targets.demo.machine import DemoMachine
 
 routes = web.RouteTableDef()
+_STATE = ok(
+    "what the simulated machine shows (for tests)",
+    {**obj(("power", "text", "editing", "pointer"), power=enum("on", "off")), "type": "object"},
+)
 
 
 def _machine(request: web.Request) -> DemoMachine:
@@ -19,11 +24,20 @@ def _machine(request: web.Request) -> DemoMachine:
 
 
 @routes.get("/api/demo/state")
+@describe(Operation(summary="Inside the demo machine", tag="demo", replies={200: _STATE}))
 async def demo_state(request: web.Request) -> web.Response:
     return json_response(_machine(request).state())
 
 
 @routes.post("/api/demo/power")
+@describe(
+    Operation(
+        summary="The demo machine's power switch",
+        tag="demo",
+        body=obj(("on",), on=BOOLEAN),
+        replies={200: _STATE},
+    )
+)
 async def demo_power(request: web.Request) -> web.Response:
     machine = _machine(request)
     data = await read_json(request)

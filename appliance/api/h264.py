@@ -36,6 +36,7 @@ from typing import Any, Final
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from appliance.api.connections import CLOSE_CODE, CLOSE_REASON, CONNECTIONS
+from appliance.api.openapi import Operation, describe, ok
 from appliance.jsondecode import JsonError, decode_json
 from appliance.runtime import APPLIANCE
 from capture.h264 import EncodedFrame, sps_info
@@ -76,6 +77,25 @@ def unpack_header(message: bytes) -> tuple[dict[str, Any], bytes]:
 
 
 @routes.get("/api/stream.h264")
+@describe(
+    Operation(
+        summary="WebSocket: H.264 access units for WebCodecs",
+        description="Text `stream` messages say the codec and size; binary messages are one "
+        "access unit each, Annex-B, behind a 20-byte big-endian header. The client may send "
+        '{"type": "keyframe"}. Formats: docs/api.md#get-apistreamh264-websocket. Closed with '
+        "code 4401 when the credentials that opened it are revoked.",
+        tag="websocket",
+        replies={101: ok("switching to the WebSocket protocol")},
+        errors={400: "not a WebSocket upgrade request"},
+        extensions={
+            "x-websocket": True,
+            "x-websocket-binary-header": "u8 flags, u8 header length, u16 width, u16 height, "
+            "u16 reserved, u32 frame seq, u64 capture time (µs since the epoch)",
+            "x-websocket-close-codes": {str(CLOSE_CODE): CLOSE_REASON},
+            "x-docs": "docs/api.md#get-apistreamh264-websocket",
+        },
+    )
+)
 async def stream_h264(request: web.Request) -> web.WebSocketResponse:
     encoder = request.app[APPLIANCE].h264
     ws = web.WebSocketResponse(heartbeat=10.0, max_msg_size=4096)

@@ -9,6 +9,19 @@ from aiohttp import web
 
 from appliance.api.httpjson import fail, get_field, json_response, read_json
 from appliance.api.jobs import KEYBOARD, stop_jobs, wait_for_job
+from appliance.api.openapi import (
+    BOOLEAN,
+    EMPTY,
+    Operation,
+    array,
+    describe,
+    enum,
+    integer,
+    number,
+    obj,
+    ok,
+    string,
+)
 from appliance.jobs import Job, JobFailed, Progress
 from appliance.runtime import APPLIANCE, Appliance
 from hid.controller import Device, Pacing, TypingAborted
@@ -22,6 +35,17 @@ MAX_TYPE_CHARS = 200_000
 # over; at the default 0.1 s a chord, 256 take about 26 s. Longer sequences are scripts.
 MAX_CHORDS = 256
 routes = web.RouteTableDef()
+
+_UNTYPABLE = obj(
+    ("index", "char", "codepoint"),
+    index=integer(0),
+    char=string(),
+    codepoint=string(pattern="^U\\+[0-9A-F]{4,6}$"),
+)
+_KEY_CODE = "a KeyboardEvent.code (KeyA, F12, ...) or a friendly name (ctrl, del, ...)"
+_OFFLINE = "the target is offline (or the job failed: with the job's fields)"
+_PACING = number(0, 1000, "milliseconds per key stroke (default: hid.pacing_ms)")
+_WAIT = {**BOOLEAN, "description": "false: answer 202 at once, progress over the WebSocket"}
 
 
 def _app(request: web.Request) -> Appliance:
@@ -54,6 +78,43 @@ def _job_response(job: Job, cancelled: str) -> web.Response:
 
 
 @routes.post("/api/hid/type")
+@describe(
+    Operation(
+        summary="Type text on the target's keyboard",
+        description="A waiting request owns its job: if the client disconnects, the job is "
+        "cancelled and its keys released.",
+        tag="hid",
+        body=obj(
+            ("text",),
+            text=string(maxLength=MAX_TYPE_CHARS),
+            layout=string("the target's keyboard layout (GET /api/hid/layouts)"),
+            pacing_ms=_PACING,
+            wait=_WAIT,
+        ),
+        replies={
+            200: ok(
+                "typed",
+                obj(
+                    ("job", "chars", "strokes", "untypable"),
+                    job=integer(1),
+                    chars=integer(0),
+                    strokes=integer(0),
+                    untypable=array(_UNTYPABLE),
+                ),
+            ),
+            202: ok(
+                "started (wait: false)",
+                obj(("job", "untypable"), job=integer(1), untypable=array(_UNTYPABLE)),
+            ),
+        },
+        errors={
+            400: "a wrong field or an unknown layout",
+            409: "cancelled (POST /api/hid/type/cancel, the panic button, ...)",
+            413: f"text longer than {MAX_TYPE_CHARS} characters",
+            503: _OFFLINE,
+        },
+    )
+)
 async def type_text(request: web.Request) -> web.StreamResponse:
     appliance = _app(request)
     data = await read_json(request)
@@ -111,12 +172,47 @@ async def type_text(request: web.Request) -> web.StreamResponse:
 
 
 @routes.post("/api/hid/type/cancel")
+@describe(
+    Operation(
+        summary="Stop every keyboard job (pastes, key chords, scripts)",
+        description="Answers once their key releases reached the target.",
+        tag="hid",
+        replies={200: ok("how many were stopped", obj(("cancelled",), cancelled=integer(0)))},
+    )
+)
 async def cancel_typing(request: web.Request) -> web.Response:
     """Every keyboard job: pastes, chords and scripts (as before: every job there was)."""
     return json_response({"cancelled": await stop_jobs(_app(request), tag=KEYBOARD)})
 
 
 @routes.post("/api/hid/keys")
+@describe(
+    Operation(
+        summary="Press key combinations in turn (`ctrl+alt+f2 enter`)",
+        description=f"At most {MAX_CHORDS} chords, each at most 6 keys and 8 modifiers. Key "
+        f"names: {_KEY_CODE}.",
+        tag="hid",
+        body=obj(("keys",), keys=string("chords separated by spaces"), wait=_WAIT),
+        replies={
+            200: ok(
+                "pressed",
+                obj(
+                    ("pressed", "job"),
+                    pressed=array(array(string()), description="the chords, as key codes"),
+                    job=integer(1),
+                ),
+            ),
+            202: ok(
+                "started (wait: false)", obj(("job", "chords"), job=integer(1), chords=integer(1))
+            ),
+        },
+        errors={
+            400: "an unknown key, too many keys in a chord or too many chords",
+            409: "cancelled",
+            503: _OFFLINE,
+        },
+    )
+)
 async def keys(request: web.Request) -> web.StreamResponse:
     appliance = _app(request)
     data = await read_json(request)
@@ -143,6 +239,21 @@ async def keys(request: web.Request) -> web.StreamResponse:
 
 
 @routes.post("/api/hid/key")
+@describe(
+    Operation(
+        summary="Press or release one key, held by this API client until released",
+        tag="hid",
+        body=obj(
+            ("code", "down"),
+            code={
+                "anyOf": [string(_KEY_CODE), integer(0x04, 0xE7, "a HID usage")],
+            },
+            down=BOOLEAN,
+        ),
+        replies={200: ok("done", EMPTY)},
+        errors={400: "an unknown key"},
+    )
+)
 async def key(request: web.Request) -> web.Response:
     data = await read_json(request)
     code = get_field(data, "code", (str, int))
@@ -155,6 +266,24 @@ async def key(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/hid/mouse")
+@describe(
+    Operation(
+        summary="Move the pointer (absolute or relative), click a button, turn the wheel",
+        tag="hid",
+        body={
+            **obj(
+                x=number(0, 1, "absolute, fraction of the picture width"),
+                y=number(0, 1, "absolute, fraction of the picture height"),
+                dx=integer(-100_000, 100_000, "relative counts"),
+                dy=integer(-100_000, 100_000, "relative counts"),
+                button=enum(*BUTTONS, description="click (press and release) this button"),
+                wheel=integer(description="notches, clamped to ±1000; > 0 away from the user"),
+            ),
+            "dependentRequired": {"x": ["y"], "y": ["x"]},
+        },
+        replies={200: ok("done", EMPTY)},
+    )
+)
 async def mouse(request: web.Request) -> web.Response:
     hid = _app(request).hid
     data = await read_json(request)
@@ -186,6 +315,13 @@ async def mouse(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/hid/release")
+@describe(
+    Operation(
+        summary="The panic button: cancel every keyboard job, release every key and button",
+        tag="hid",
+        replies={200: ok("released", EMPTY)},
+    )
+)
 async def release(request: web.Request) -> web.Response:
     """The panic button: stop every job that presses keys, then let go of everything."""
     appliance = _app(request)
@@ -197,6 +333,14 @@ async def release(request: web.Request) -> web.Response:
 
 
 @routes.put("/api/hid/mouse_mode")
+@describe(
+    Operation(
+        summary="Switch the pointer between absolute and relative reports",
+        tag="hid",
+        body=obj(("mode",), mode=enum("absolute", "relative")),
+        replies={200: ok("switched", obj(("mode",), mode=enum("absolute", "relative")))},
+    )
+)
 async def mouse_mode(request: web.Request) -> web.Response:
     data = await read_json(request)
     mode = get_field(data, "mode", str)
@@ -208,6 +352,18 @@ async def mouse_mode(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/hid/layouts")
+@describe(
+    Operation(
+        summary="The keyboard layouts text can be typed in",
+        tag="hid",
+        replies={
+            200: ok(
+                "layout names and the configured default",
+                obj(("layouts", "default"), layouts=array(string()), default=string()),
+            )
+        },
+    )
+)
 async def layouts(request: web.Request) -> web.Response:
     from hid.layouts import LAYOUT_NAMES
 

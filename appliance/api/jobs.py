@@ -12,11 +12,13 @@ from collections.abc import Collection
 from aiohttp import web
 
 from appliance.api.httpjson import fail, json_response
+from appliance.api.openapi import JOB_REF, Operation, Param, array, describe, integer, obj, ok
 from appliance.jobs import Job
 from appliance.runtime import APPLIANCE, Appliance
 from hid.controller import Device
 
 routes = web.RouteTableDef()
+_JOB_ID = Param("job", integer(), "a job id (the `job` field of an answer)", where="path")
 
 KEYBOARD = "keyboard"
 """Tag of every job that presses keys (typing, chords, scripts): the panic button stops them."""
@@ -75,11 +77,27 @@ def _job_id(request: web.Request) -> int:
 
 
 @routes.get("/api/jobs")
+@describe(
+    Operation(
+        summary="Running jobs and the last 32 finished ones, oldest first",
+        tag="jobs",
+        replies={200: ok("the jobs", obj(("jobs",), jobs=array(JOB_REF)))},
+    )
+)
 async def list_jobs(request: web.Request) -> web.Response:
     return json_response({"jobs": [j.as_dict() for j in request.app[APPLIANCE].jobs.all()]})
 
 
 @routes.get("/api/jobs/{job}")
+@describe(
+    Operation(
+        summary="One job",
+        tag="jobs",
+        params=(_JOB_ID,),
+        replies={200: ok("the job", JOB_REF)},
+        errors={400: "the id is not an integer", 404: "unknown, or finished and forgotten"},
+    )
+)
 async def get_job(request: web.Request) -> web.Response:
     job = request.app[APPLIANCE].jobs.get(_job_id(request))
     if job is None:
@@ -88,6 +106,21 @@ async def get_job(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/jobs/{job}/cancel")
+@describe(
+    Operation(
+        summary="Cancel one job",
+        description="Answers once it has ended and its key releases reached the target.",
+        tag="jobs",
+        params=(_JOB_ID,),
+        replies={
+            200: ok(
+                "1 when cancelled, 0 when it had already finished",
+                obj(("cancelled",), cancelled=integer(0, 1)),
+            )
+        },
+        errors={400: "the id is not an integer", 404: "no such job"},
+    )
+)
 async def cancel_job(request: web.Request) -> web.Response:
     appliance = request.app[APPLIANCE]
     job_id = _job_id(request)

@@ -17,11 +17,31 @@ from aiohttp import web
 
 from appliance.api.httpjson import fail, get_field, json_response, read_json
 from appliance.api.jobs import KEYBOARD, stop_jobs, wait_for_job
+from appliance.api.openapi import (
+    BOOLEAN,
+    Operation,
+    array,
+    describe,
+    integer,
+    number,
+    obj,
+    ok,
+    string,
+)
 from appliance.jobs import Job, JobFailed, Progress
 from appliance.runtime import APPLIANCE, Appliance
 from appliance.scripting import ducky, screen
 
 routes = web.RouteTableDef()
+
+_REGION = array(
+    integer(),
+    minItems=4,
+    maxItems=4,
+    description="[x, y, w, h] in whole pixels of the frame: x, y >= 0, w, h > 0",
+)
+_SCRIPT_ERROR = "the script (400 with line and column), a template or the layout is wrong"
+_NO_OCR = "text waits need tesseract, which is not installed (with line and column for scripts)"
 
 
 def _app(request: web.Request) -> Appliance:
@@ -52,6 +72,47 @@ def _timeout(data: dict[str, Any]) -> float:
 
 
 @routes.post("/api/screen/wait")
+@describe(
+    Operation(
+        summary="Wait until an image (template) or text is on the target's screen",
+        description="Give exactly one of `image` and `text`. See docs/scripting.md.",
+        tag="scripting",
+        body={
+            **obj(
+                image=string("base64 PNG or JPEG template", contentEncoding="base64"),
+                text=string("text to find by OCR"),
+                timeout={
+                    "type": "number",
+                    "exclusiveMinimum": 0,
+                    "maximum": screen.MAX_TIMEOUT,
+                    "description": f"seconds (default {ducky.DEFAULT_WAIT_TIMEOUT:g})",
+                },
+                threshold={"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+                region=_REGION,
+            ),
+            "oneOf": [{"required": ["image"]}, {"required": ["text"]}],
+        },
+        replies={
+            200: ok(
+                "found",
+                obj(
+                    ("found", "x", "y", "w", "h", "score"),
+                    found={"const": True},
+                    x=integer(),
+                    y=integer(),
+                    w=integer(),
+                    h=integer(),
+                    score=number(),
+                ),
+            )
+        },
+        errors={
+            400: "a wrong field, an undecodable template, or both or neither of image and text",
+            408: "not found before the timeout (with best_score)",
+            501: _NO_OCR,
+        },
+    )
+)
 async def screen_wait(request: web.Request) -> web.Response:
     appliance = _app(request)
     data = await read_json(request)
@@ -87,6 +148,49 @@ async def screen_wait(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/scripts/run")
+@describe(
+    Operation(
+        summary="Run a DuckyScript on the appliance",
+        description="The whole script is checked first (nothing is sent when it is wrong). "
+        "Progress goes out as `script_progress` and `job` WebSocket events; one script runs at "
+        "a time, a second one waits. See docs/scripting.md.",
+        tag="scripting",
+        body=obj(
+            ("script",),
+            script=string("DuckyScript source"),
+            templates={
+                "type": "object",
+                "additionalProperties": string(contentEncoding="base64"),
+                "description": "template name → base64 PNG or JPEG, for WAIT_FOR_IMAGE",
+            },
+            layout=string("the target's keyboard layout (GET /api/hid/layouts)"),
+            pacing_ms=number(0, 1000, "milliseconds per key stroke"),
+            wait={**BOOLEAN, "description": "false: answer 202 at once"},
+        ),
+        replies={
+            200: ok(
+                "the script ran to its end",
+                obj(
+                    ("job", "commands", "elapsed"),
+                    job=integer(1),
+                    commands=integer(0),
+                    elapsed=number(0),
+                ),
+            ),
+            202: ok(
+                "started (wait: false)",
+                obj(("job", "commands"), job=integer(1), commands=integer(0)),
+            ),
+        },
+        errors={
+            400: _SCRIPT_ERROR,
+            408: "a wait in the script timed out (with line and best_score)",
+            409: "cancelled",
+            501: _NO_OCR,
+            503: "the target is offline, or the script stopped (with line)",
+        },
+    )
+)
 async def run_script(request: web.Request) -> web.Response:
     appliance = _app(request)
     data = await read_json(request)
@@ -187,6 +291,13 @@ async def run_script(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/scripts/cancel")
+@describe(
+    Operation(
+        summary="Stop running scripts and key-chord jobs (not pastes)",
+        tag="scripting",
+        replies={200: ok("how many were stopped", obj(("cancelled",), cancelled=integer(0)))},
+    )
+)
 async def cancel_scripts(request: web.Request) -> web.Response:
     """Scripts, and key-chord jobs (short scripts of their own); not pastes."""
     return json_response({"cancelled": await stop_jobs(_app(request), kinds=("script", "keys"))})

@@ -12,6 +12,7 @@ from aiohttp import web
 from appliance import fields
 from appliance.api.connections import CONNECTIONS
 from appliance.api.httpjson import fail, field_or_400
+from appliance.api.openapi import Operation, Param, Reply, describe, enum, integer
 from appliance.runtime import APPLIANCE, Appliance
 from capture.frame import Frame
 from capture.pacing import FramePacer
@@ -26,6 +27,28 @@ def _int_param(request: web.Request, name: str, default: int, lo: int, hi: int) 
 
 
 @routes.get("/api/stream.mjpeg")
+@describe(
+    Operation(
+        summary="The picture as an MJPEG stream (multipart/x-mixed-replace)",
+        description="A part (image/jpeg) is sent when the picture changes, and about once a "
+        "second on a static screen. The response never ends on its own: it ends when the client "
+        "goes away or the credentials that opened it are revoked (within 1 s).",
+        tag="video",
+        params=(
+            Param("fps", integer(1, 60), "frame rate cap (default: stream.max_fps)"),
+            Param("quality", integer(1, 100), "JPEG quality (default: stream.jpeg_quality)"),
+        ),
+        replies={
+            200: Reply(
+                "the stream; parts separated by --frame",
+                {"type": "string", "contentMediaType": "image/jpeg"},
+                f"multipart/x-mixed-replace; boundary={BOUNDARY}",
+            )
+        },
+        errors={400: "a query parameter is not an integer or out of range"},
+        extensions={"x-streaming": "multipart/x-mixed-replace"},
+    )
+)
 async def stream_mjpeg(request: web.Request) -> web.StreamResponse:
     appliance = request.app[APPLIANCE]
     cfg = appliance.config.stream
@@ -84,6 +107,29 @@ async def _stream_parts(
 
 
 @routes.get("/api/snapshot")
+@describe(
+    Operation(
+        summary="The latest frame as one JPEG or PNG",
+        tag="video",
+        params=(
+            Param("format", enum("jpeg", "jpg", "png"), "case-insensitive; default jpeg"),
+            Param("quality", integer(1, 100), "JPEG quality (default: stream.jpeg_quality)"),
+            Param("width", integer(0, 7680), "scale down to at most this width (0: as is)"),
+            Param("height", integer(0, 4320), "scale down to at most this height (0: as is)"),
+        ),
+        replies={
+            200: Reply(
+                "the picture (image/jpeg, or image/png for format=png)",
+                {"type": "string", "contentMediaType": "image/*"},
+                "image/*",
+            )
+        },
+        errors={
+            400: "a query parameter is not an integer, out of range or an unknown format",
+            503: "no frame yet (the message says why: no signal, target off, ...)",
+        },
+    )
+)
 async def snapshot(request: web.Request) -> web.Response:
     appliance = request.app[APPLIANCE]
     fmt = request.query.get("format", "jpeg").lower()

@@ -20,6 +20,7 @@ from aiohttp import web
 from appliance.api.connections import CONNECTIONS, credential_of
 from appliance.api.httpjson import fail, json_response, read_json
 from appliance.api.ice import IceServer
+from appliance.api.openapi import Operation, describe, obj, ok, string
 from appliance.runtime import APPLIANCE
 
 if TYPE_CHECKING:
@@ -102,6 +103,27 @@ def setup(
 
 
 @routes.post("/api/webrtc/offer")
+@describe(
+    Operation(
+        summary="WebRTC: answer a complete SDP offer (video sent only; input data channels)",
+        description="ICE candidates must be in the offer (no trickle). Data channels: `input` "
+        "(the /api/ws client messages) and `pointer` (absolute moves). See docs/api.md.",
+        tag="video",
+        body=obj(
+            ("sdp", "type"),
+            sdp=string(pattern="^v=0", maxLength=MAX_SDP),
+            type={"const": "offer"},
+        ),
+        replies={
+            200: ok("the answer", obj(("sdp", "type"), sdp=string(), type={"const": "answer"}))
+        },
+        errors={
+            400: "not an offer, or an offer the server cannot accept",
+            413: f"SDP larger than {MAX_SDP} bytes",
+            503: "the viewer limit is reached",
+        },
+    )
+)
 async def offer(request: web.Request) -> web.Response:
     data = await read_json(request)
     sdp, kind = data.get("sdp"), data.get("type")

@@ -17,6 +17,7 @@ from aiohttp import WSMsgType, web
 
 from appliance import fields
 from appliance.api.connections import CLOSE_CODE, CLOSE_REASON, CONNECTIONS
+from appliance.api.openapi import Operation, describe, ok
 from appliance.api.outbox import Outbox
 from appliance.jsondecode import JsonError, decode_json
 from appliance.runtime import APPLIANCE, Appliance
@@ -109,6 +110,24 @@ def handle_text(appliance: Appliance, client: str, text: str) -> dict[str, Any] 
 
 
 @routes.get("/api/ws")
+@describe(
+    Operation(
+        summary="WebSocket: input and state events (JSON text messages)",
+        description="Client messages: key, mouse, mouse_rel, button, wheel, release_all, "
+        "mouse_mode, ping (at most 16 KiB each). Server events: state, pong, error, "
+        "type_progress, script_progress, job, dropped. Formats: docs/api.md#websocket-get-apiws. "
+        "Closed with code 4401 when the credentials that opened it are revoked.",
+        tag="websocket",
+        replies={101: ok("switching to the WebSocket protocol")},
+        errors={400: "not a WebSocket upgrade request"},
+        extensions={
+            "x-websocket": True,
+            "x-websocket-max-message": MAX_MESSAGE,
+            "x-websocket-close-codes": {str(CLOSE_CODE): CLOSE_REASON},
+            "x-docs": "docs/api.md#websocket-get-apiws",
+        },
+    )
+)
 async def websocket(request: web.Request) -> web.WebSocketResponse:
     appliance = request.app[APPLIANCE]
     # aiohttp's own limit closes the socket; ours answers with an error event instead.

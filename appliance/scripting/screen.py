@@ -566,6 +566,8 @@ def similarity(words: list[Word], text: str) -> float:
 class _OcrRun:
     task: asyncio.Task[list[Word]]
     waiters: int = 0
+    abandoned: bool = False
+    """Cancelled by its last waiter; it stays in ``_ocr_runs`` until tesseract has been reaped."""
 
 
 _ocr_runs: dict[tuple[int, int, Region | None], _OcrRun] = {}
@@ -576,10 +578,14 @@ async def shared_ocr(hub: FrameHub, frame: Frame, region: Region | None = None) 
 
     Tesseract costs about a second of one core per 720p frame; two clients waiting for text must
     not double that. The run is cancelled (and tesseract killed) when its last waiter gives up.
+    A wait that comes while such a run is still ending starts a new one: joining it would hand
+    the run's CancelledError to a request nobody cancelled, and aiohttp then drops the
+    connection without an answer (found by tests/test_fuzz_api.py: two text waits in a row on
+    a static screen, the first timed out).
     """
     key = (id(hub), frame.content_seq, region)
     run = _ocr_runs.get(key)
-    if run is None:
+    if run is None or run.abandoned:
         run = _OcrRun(asyncio.create_task(ocr_words(frame.image, region), name="ocr"))
         _ocr_runs[key] = run
 
@@ -596,6 +602,7 @@ async def shared_ocr(hub: FrameHub, frame: Frame, region: Region | None = None) 
     finally:
         run.waiters -= 1
         if run.waiters == 0 and not run.task.done():
+            run.abandoned = True
             run.task.cancel()
 
 
