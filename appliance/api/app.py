@@ -4,7 +4,10 @@ whose credentials are revoked are closed too (``appliance.api.connections``)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import threading
 from pathlib import Path
 
 from aiohttp import web
@@ -34,6 +37,30 @@ async def health(request: web.Request) -> web.Response:
 @routes.get("/api/state")
 async def state(request: web.Request) -> web.Response:
     return json_response(request.app[APPLIANCE].state())
+
+
+@routes.get("/api/debug/runtime")
+async def runtime_counts(request: web.Request) -> web.Response:
+    """What a soak run (bench/soak.py) watches for leaks from inside: asyncio tasks, threads, open
+    file descriptors, open long-lived connections. A route of its own rather than fields of
+    ``/api/state``, which is pushed to every WebSocket client on each change: counts that move
+    with every request would turn each push into a new document. Costs one ``listdir`` of
+    /proc/self/fd (a few microseconds for ~50 fds)."""
+    try:
+        fds: int | None = len(os.listdir("/proc/self/fd"))
+    except OSError:  # not Linux
+        fds = None
+    appliance = request.app[APPLIANCE]
+    return json_response(
+        {
+            "tasks": len(asyncio.all_tasks()),
+            "threads": threading.active_count(),
+            "fds": fds,
+            "ws_clients": appliance.clients,
+            "streams": len(appliance.streams),
+            "tracked_connections": len(request.app[connections.CONNECTIONS]),
+        }
+    )
 
 
 # The console is ES modules loaded without a build step (no hashed file names): a browser that
