@@ -4,7 +4,10 @@ whose credentials are revoked are closed too (``appliance.api.connections``)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +18,7 @@ from appliance.api.auth import setup_auth
 from appliance.api.errors import json_errors
 from appliance.api.httpjson import MAX_JSON_BODY, json_response
 from appliance.api.ice import IceServer
-from appliance.api.openapi import STATE_REF, Operation, describe, obj, ok
+from appliance.api.openapi import STATE_REF, Operation, describe, integer, nullable, obj, ok
 from appliance.auth import AuthStore
 from appliance.runtime import APPLIANCE, Appliance
 from appliance.targets.demo import DemoTarget
@@ -58,6 +61,50 @@ async def health(request: web.Request) -> web.Response:
 )
 async def state(request: web.Request) -> web.Response:
     return json_response(request.app[APPLIANCE].state())
+
+
+@routes.get("/api/debug/runtime")
+@describe(
+    Operation(
+        summary="Runtime counts a soak run watches for leaks (tasks, threads, fds, connections)",
+        tag="state",
+        replies={
+            200: ok(
+                "counts of the running process",
+                obj(
+                    ("tasks", "threads", "fds", "ws_clients", "streams", "tracked_connections"),
+                    tasks=integer(0),
+                    threads=integer(0),
+                    fds=nullable(integer(0)),
+                    ws_clients=integer(0),
+                    streams=integer(0),
+                    tracked_connections=integer(0),
+                ),
+            )
+        },
+    )
+)
+async def runtime_counts(request: web.Request) -> web.Response:
+    """What a soak run (bench/soak.py) watches for leaks from inside: asyncio tasks, threads, open
+    file descriptors, open long-lived connections. A route of its own rather than fields of
+    ``/api/state``, which is pushed to every WebSocket client on each change: counts that move
+    with every request would turn each push into a new document. Costs one ``listdir`` of
+    /proc/self/fd (a few microseconds for ~50 fds)."""
+    try:
+        fds: int | None = len(os.listdir("/proc/self/fd"))
+    except OSError:  # not Linux
+        fds = None
+    appliance = request.app[APPLIANCE]
+    return json_response(
+        {
+            "tasks": len(asyncio.all_tasks()),
+            "threads": threading.active_count(),
+            "fds": fds,
+            "ws_clients": appliance.clients,
+            "streams": len(appliance.streams),
+            "tracked_connections": len(request.app[connections.CONNECTIONS]),
+        }
+    )
 
 
 # The console is ES modules loaded without a build step (no hashed file names): a browser that

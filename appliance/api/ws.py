@@ -4,6 +4,19 @@ Each connection is a HID client: what it holds is released when it goes away, ho
 away (close, network loss, server shutdown, its credentials revoked: then it is closed with code
 4401, see :mod:`.connections`). Bad messages get an ``error`` event; nothing a client sends
 can take down the service or disturb other clients.
+
+Each connection may send ``server.ws_rate`` messages a second (``server.ws_burst`` at once):
+above that, the socket is simply read no faster. Why: with no limit, three sockets sending key
+presses as fast as TCP takes them kept the event loop busy enough that ``/api/health`` took
+0.55 s (median) and another client's key press 0.4 s to reach the target (tests/test_ws_flood.py
+on a 2-core x86 box; a Pi is slower). Reading slower pushes back through TCP (aiohttp stops
+reading the transport when its 64 KiB queue is full), so a flooder costs bounded memory and its
+own messages are delayed, never dropped: a dropped key release would leave a key held.
+A throttled client gets an ``error`` event with ``"limit": "ws_rate"`` (at most one per
+:data:`RATE_NOTICE_INTERVAL` seconds). One that stays over the limit for :data:`FLOOD_CLOSE_AFTER`
+seconds is closed with code 1008: by then its backlog (in aiohttp's queue and the kernel's socket
+buffers, up to megabytes of messages) would take minutes to work through, and aiohttp's heartbeat
+would cut it anyway (its pongs wait behind that backlog); closing releases what it holds.
 """
 
 from __future__ import annotations
@@ -11,6 +24,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -29,10 +44,47 @@ routes = web.RouteTableDef()
 
 MAX_MESSAGE = 16 * 1024
 SEND_QUEUE = 256  # events waiting for a slow client; see appliance.api.outbox for what then
+RATE_NOTICE_INTERVAL = 5.0
+"""Seconds between two ``ws_rate`` error events to one client (a flood is one event, not many)."""
+FLOOD_CLOSE_AFTER = 8.0
+"""Seconds of being over ``ws_rate`` without a break before the socket is closed (code 1008):
+below the 10 s heartbeat, far above any burst a console sends (a paste goes over REST)."""
+FLOOD_CLOSE_CODE = 1008
+
+
+@dataclass(slots=True)
+class MessageRate:
+    """A token bucket: *rate* messages a second on average, *burst* at once (0 rate: no limit).
+
+    :meth:`take` never refuses: it says how long to wait before handling the message, so a
+    client over the limit is slowed down, with every message kept and in order.
+    """
+
+    rate: float
+    burst: int
+    tokens: float = field(init=False)
+    stamp: float = field(init=False, default=0.0)
+
+    def __post_init__(self) -> None:
+        self.tokens = float(self.burst)
+        self.stamp = time.monotonic()
+
+    def take(self, now: float) -> float:
+        """Take one message's token; the seconds to wait before handling it (0.0: none)."""
+        if self.rate <= 0:
+            return 0.0
+        self.tokens = min(float(self.burst), self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        self.tokens -= 1.0
+        return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
 
 
 BadMessage = fields.FieldError
 """A message refused as a whole or for one of its fields: answered with an ``error`` event."""
+
+
+class TooFast(Exception):
+    """The client stayed over ``server.ws_rate`` for :data:`FLOOD_CLOSE_AFTER` seconds."""
 
 
 def decode_message(data: str | bytes) -> dict[str, Any]:
@@ -142,8 +194,38 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
             event = await outbox.get()
             await ws.send_str(json.dumps(event))
 
+    server = appliance.config.server
+    limit = MessageRate(server.ws_rate, server.ws_burst)
+    noticed = -RATE_NOTICE_INTERVAL
+    throttled_since: float | None = None
+
     async def receive_input() -> None:
+        nonlocal noticed, throttled_since
         async for message in ws:
+            now = time.monotonic()
+            delay = limit.take(now)
+            if delay <= 0:
+                throttled_since = None
+            else:
+                transport = request.transport
+                if transport is None or transport.is_closing():
+                    return  # gone: its backlog is not acted on seconds later
+                if throttled_since is None:
+                    throttled_since = now
+                elif now - throttled_since >= FLOOD_CLOSE_AFTER:
+                    raise TooFast
+                if now - noticed >= RATE_NOTICE_INTERVAL:
+                    noticed = now
+                    enqueue(
+                        {
+                            "type": "error",
+                            "message": f"more than {limit.rate:g} messages a second: "
+                            "slowed down (server.ws_rate)",
+                            "request": None,
+                            "limit": "ws_rate",
+                        }
+                    )
+                await asyncio.sleep(delay)
             if message.type is not WSMsgType.TEXT:
                 if message.type is WSMsgType.BINARY:
                     enqueue({"type": "error", "message": "binary messages are not accepted"})
@@ -165,7 +247,20 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
             # TCP connection without waiting for the client's answer when close() interrupts a
             # receive() in another task, and the client would see 1006 instead of our code).
             connections = request.app[CONNECTIONS]
-            if await connections.run_until_revoked(request, client, receive_input()):
+            try:
+                revoked = await connections.run_until_revoked(request, client, receive_input())
+            except TooFast:
+                log.warning(
+                    "closing %s: over server.ws_rate (%g messages/s) for %g s",
+                    client,
+                    limit.rate,
+                    FLOOD_CLOSE_AFTER,
+                )
+                appliance.hid.release_client(client)
+                send_task.cancel()
+                await ws.close(code=FLOOD_CLOSE_CODE, message=b"message rate limit (ws_rate)")
+                revoked = False
+            if revoked:
                 appliance.hid.release_client(client)  # now, not after the closing handshake
                 send_task.cancel()
                 await ws.close(code=CLOSE_CODE, message=CLOSE_REASON.encode())

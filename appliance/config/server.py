@@ -80,6 +80,20 @@ class ServerConfig:
         0, check=checks.int_range(0, 65536), doc="open connections; 0: from RLIMIT_NOFILE"
     )
     """0: derived from RLIMIT_NOFILE (see :mod:`appliance.api.connlimits`)."""
+    ws_rate: float = option(
+        500.0,
+        check=checks.number(0, 100_000),
+        doc="input messages a second per /api/ws connection, sustained; 0: no limit",
+    )
+    """Above it the socket is read no faster (see :mod:`appliance.api.ws`): a console sends one
+    pointer message per animation frame (60-144 a second, a few in a fast relative flick) plus
+    keys; 500 leaves room. Three sockets flooding at 500 a second each left /api/health and another
+    client's key press answered within 10 ms (tests/test_ws_flood.py)."""
+    ws_burst: int = option(
+        1000,
+        check=checks.int_range(1, 1_000_000),
+        doc="messages an /api/ws connection may send at once",
+    )
 
     @property
     def host(self) -> str:
