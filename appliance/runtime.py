@@ -21,6 +21,7 @@ from hid.keymap import USAGE_TO_CODE
 if TYPE_CHECKING:
     from appliance.config import Config, StreamConfig
     from appliance.targets import Target
+    from appliance.targets.facets import PowerStatus
     from capture.h264 import EncoderSettings, H264Encoder
     from capture.hub import FrameHub
     from capture.jpeg import JpegEncoder
@@ -96,8 +97,15 @@ class Appliance:
     async def start(self) -> None:
         self.hid.subscribe(self.events.state_changed)
         self.hub.subscribe(self.events.state_changed)
+        self.target.power.subscribe(self._power_changed)
+        await self.target.power.start()
         await self.hid.start()
         await self.source.start(self.hub)
+
+    def _power_changed(self, status: PowerStatus) -> None:
+        """LEDs or a press changed: a ``power`` event for the console's buttons, and the state."""
+        self.events.publish({"type": "power", **status.as_dict()})
+        self.events.state_changed()
 
     @contextlib.contextmanager
     def stream(self) -> Iterator[None]:
@@ -121,6 +129,7 @@ class Appliance:
         await self.hid.close()  # releases every key and button first
         await self.source.close()
         await self.h264.close()
+        await self.target.power.close()  # releases a button still held
 
     def state(self) -> dict[str, Any]:
         signal = self.hub.signal
