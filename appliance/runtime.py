@@ -9,7 +9,7 @@ import itertools
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from aiohttp import web
 
@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Listener = Callable[[dict[str, Any]], None]
+Transport = Literal["mjpeg", "h264_ws"]
+TRANSPORTS: tuple[Transport, ...] = get_args(Transport)
 
 
 @dataclass
@@ -73,6 +75,8 @@ class Appliance:
     h264: H264Encoder
     """The one H.264 encoder (WebCodecs viewers and every WebRTC peer): one encode per stream."""
     clients: int = 0
+    viewers: dict[Transport, int] = field(default_factory=lambda: dict.fromkeys(TRANSPORTS, 0))
+    """Video viewers per streaming transport (WebRTC peers are counted by their service)."""
     events: EventBus = field(init=False)
     # Long operations (typing, key chords, scripts): their progress goes out as ``job`` events.
     jobs: JobRunner = field(init=False)
@@ -118,6 +122,15 @@ class Appliance:
             yield
         finally:
             self.streams.discard(task)
+
+    @contextlib.contextmanager
+    def viewing(self, transport: Transport) -> Iterator[None]:
+        """Count the current handler as a viewer of ``transport`` while it streams."""
+        self.viewers[transport] += 1
+        try:
+            yield
+        finally:
+            self.viewers[transport] -= 1
 
     def end_streams(self) -> None:
         for task in list(self.streams):

@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from appliance.api import connections, demo, hid, jobs, power, scripts, video, wol, ws
+from appliance.api import connections, demo, hid, jobs, metrics, power, scripts, video, wol, ws
 from appliance.api.auth import setup_auth
 from appliance.api.errors import json_errors
 from appliance.api.httpjson import MAX_JSON_BODY, json_response
@@ -109,6 +109,7 @@ def create_app(
     app.add_routes(ws.routes)
     app.add_routes(scripts.routes)
     app.add_routes(wol.routes)
+    metrics.setup(app)
     from appliance.api import h264, webrtc
 
     app.add_routes(h264.routes)
