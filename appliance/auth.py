@@ -664,6 +664,8 @@ class LoginThrottle:
         self.max_entries = max_entries
         self.clock = clock
         self._entries: OrderedDict[str, _Failures] = OrderedDict()
+        self.failures_total = 0
+        """Failed logins (and Basic-auth failures) since start: for ``/api/metrics``."""
 
     @staticmethod
     def _key(addr: str | None) -> str:
@@ -716,6 +718,7 @@ class LoginThrottle:
         entry.last = self.clock()
 
     def failure(self, addr: str | None) -> None:
+        self.failures_total += 1
         entry = self._entry(addr)
         entry.pending = max(0, entry.pending - 1)
         entry.count += 1

@@ -410,6 +410,32 @@ class IpkvmClient:
         result = await self.request("POST", "/api/scripts/cancel")
         return int(result.get("cancelled", 0))
 
+    # ------------------------------------------------------------------ power, Wake-on-LAN
+    async def power_status(self) -> dict[str, Any]:
+        """``{"state", "leds": {"power", "hdd"}, "busy", "action"}`` (``GET /api/power``)."""
+        result: dict[str, Any] = await self.request("GET", "/api/power")
+        return result
+
+    async def power(self, action: str) -> dict[str, Any]:
+        """Press for ``action`` ("on", "off", "off_hard", "reset"); returns the status once the
+        button is released. A refused action (busy, already in that state) raises a 409."""
+        result: dict[str, Any] = await self.request(
+            "POST", "/api/power", {"action": action}, timeout=120
+        )
+        return result
+
+    async def press_power(self, duration_ms: int) -> dict[str, Any]:
+        """Hold the power button for ``duration_ms`` whatever the power LED says."""
+        result: dict[str, Any] = await self.request(
+            "POST", "/api/power", {"action": "press", "duration_ms": duration_ms}, timeout=120
+        )
+        return result
+
+    async def wake(self, mac: str | None = None) -> dict[str, Any]:
+        """Send a Wake-on-LAN magic packet to ``mac`` (default: the appliance's ``wol.mac``)."""
+        result: dict[str, Any] = await self.request("POST", "/api/wol", {"mac": mac} if mac else {})
+        return result
+
 
 class SyncClient:
     """Blocking wrapper around :class:`IpkvmClient` for scripts without asyncio.
@@ -534,3 +560,15 @@ class SyncClient:
 
     def cancel_script(self) -> int:
         return self._run(self.client.cancel_script())
+
+    def power_status(self) -> dict[str, Any]:
+        return self._run(self.client.power_status())
+
+    def power(self, action: str) -> dict[str, Any]:
+        return self._run(self.client.power(action))
+
+    def press_power(self, duration_ms: int) -> dict[str, Any]:
+        return self._run(self.client.press_power(duration_ms))
+
+    def wake(self, mac: str | None = None) -> dict[str, Any]:
+        return self._run(self.client.wake(mac))

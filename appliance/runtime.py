@@ -9,7 +9,7 @@ import itertools
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from aiohttp import web
 
@@ -21,6 +21,7 @@ from hid.keymap import USAGE_TO_CODE
 if TYPE_CHECKING:
     from appliance.config import Config, StreamConfig
     from appliance.targets import Target
+    from appliance.targets.facets import PowerStatus
     from capture.h264 import EncoderSettings, H264Encoder
     from capture.hub import FrameHub
     from capture.jpeg import JpegEncoder
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Listener = Callable[[dict[str, Any]], None]
+Transport = Literal["mjpeg", "h264_ws"]
+TRANSPORTS: tuple[Transport, ...] = get_args(Transport)
 
 
 @dataclass
@@ -72,6 +75,8 @@ class Appliance:
     h264: H264Encoder
     """The one H.264 encoder (WebCodecs viewers and every WebRTC peer): one encode per stream."""
     clients: int = 0
+    viewers: dict[Transport, int] = field(default_factory=lambda: dict.fromkeys(TRANSPORTS, 0))
+    """Video viewers per streaming transport (WebRTC peers are counted by their service)."""
     events: EventBus = field(init=False)
     # Long operations (typing, key chords, scripts): their progress goes out as ``job`` events.
     jobs: JobRunner = field(init=False)
@@ -96,8 +101,15 @@ class Appliance:
     async def start(self) -> None:
         self.hid.subscribe(self.events.state_changed)
         self.hub.subscribe(self.events.state_changed)
+        self.target.power.subscribe(self._power_changed)
+        await self.target.power.start()
         await self.hid.start()
         await self.source.start(self.hub)
+
+    def _power_changed(self, status: PowerStatus) -> None:
+        """LEDs or a press changed: a ``power`` event for the console's buttons, and the state."""
+        self.events.publish({"type": "power", **status.as_dict()})
+        self.events.state_changed()
 
     @contextlib.contextmanager
     def stream(self) -> Iterator[None]:
@@ -111,6 +123,15 @@ class Appliance:
         finally:
             self.streams.discard(task)
 
+    @contextlib.contextmanager
+    def viewing(self, transport: Transport) -> Iterator[None]:
+        """Count the current handler as a viewer of ``transport`` while it streams."""
+        self.viewers[transport] += 1
+        try:
+            yield
+        finally:
+            self.viewers[transport] -= 1
+
     def end_streams(self) -> None:
         for task in list(self.streams):
             task.cancel()
@@ -121,6 +142,7 @@ class Appliance:
         await self.hid.close()  # releases every key and button first
         await self.source.close()
         await self.h264.close()
+        await self.target.power.close()  # releases a button still held
 
     def state(self) -> dict[str, Any]:
         signal = self.hub.signal

@@ -101,6 +101,10 @@ class DeviceStatus:
     error: str | None
     queued: int
     discarded: int
+    written: int = 0
+    """Reports written to the device since start (for metrics; not in the state document)."""
+    failed: int = 0
+    """Writes that failed (offline, time-out, I/O error)."""
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -134,6 +138,8 @@ class _Lane:
     final_only: bool = False  # the queue holds only the "released" report of a discard
     generation: int = 0  # bumped by every discard (typing aborts on it)
     discarded: int = 0
+    written: int = 0
+    failed: int = 0
     inflight: _Entry | None = None
     inflight_since: float = 0.0
     idle: asyncio.Event = field(default_factory=asyncio.Event)
@@ -143,7 +149,9 @@ class _Lane:
     writer: asyncio.Task[None] | None = None
 
     def status(self) -> DeviceStatus:
-        return DeviceStatus(self.online, self.error, len(self.queue), self.discarded)
+        return DeviceStatus(
+            self.online, self.error, len(self.queue), self.discarded, self.written, self.failed
+        )
 
 
 class HidController:
@@ -265,6 +273,7 @@ class HidController:
         self._publish_online()
 
     def _lane_delivered(self, lane: _Lane) -> None:
+        lane.written += 1
         lane.stalled = False
         lane.offline_since = None
         if lane.online is True:
@@ -624,6 +633,7 @@ class HidController:
                     await self.output.write(entry.report)
             except (TargetOffline, OutputError, TimeoutError, OSError) as exc:
                 lane.inflight = None
+                lane.failed += 1
                 if entry.best_effort:
                     if lane.queue and lane.queue[0] is entry:
                         lane.queue.popleft()

@@ -132,7 +132,6 @@ def test_the_limits_in_the_document_are_the_handlers_limits() -> None:
     """Spot checks that the declarations use the constants the handlers check."""
     from appliance.api import hid, webrtc
     from appliance.api.openapi import operation_of
-    from appliance.targets.facets import POWER_ACTIONS
     from hid.reports import BUTTONS
 
     typing = operation_of(hid.type_text)
@@ -148,4 +147,4 @@ def test_the_limits_in_the_document_are_the_handlers_limits() -> None:
 
     act = operation_of(power.power_action)
     assert act is not None and act.body is not None
-    assert act.body["properties"]["action"]["enum"] == list(POWER_ACTIONS)
+    assert act.body["properties"]["action"]["enum"] == list(power.ACTIONS)

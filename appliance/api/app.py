@@ -13,7 +13,19 @@ from typing import Any
 
 from aiohttp import web
 
-from appliance.api import connections, demo, hid, jobs, openapi_doc, power, scripts, video, ws
+from appliance.api import (
+    connections,
+    demo,
+    hid,
+    jobs,
+    metrics,
+    openapi_doc,
+    power,
+    scripts,
+    video,
+    wol,
+    ws,
+)
 from appliance.api.auth import setup_auth
 from appliance.api.errors import json_errors
 from appliance.api.httpjson import MAX_JSON_BODY, json_response
@@ -209,6 +221,8 @@ def create_app(
     app.add_routes(video.routes)
     app.add_routes(ws.routes)
     app.add_routes(scripts.routes)
+    app.add_routes(wol.routes)
+    metrics.setup(app)
     openapi_doc.setup(app)  # GET /api/openapi.json, built on first request
     from appliance.api import h264, webrtc
 

@@ -7,7 +7,7 @@ from aiohttp import web
 from appliance.api.httpjson import get_field, json_response, read_json
 from appliance.api.openapi import BOOLEAN, Operation, describe, enum, obj, ok
 from appliance.runtime import APPLIANCE
-from appliance.targets.demo import DemoTarget
+from appliance.targets.demo import DemoPower, DemoTarget
 from appliance.targets.demo.machine import DemoMachine
 
 routes = web.RouteTableDef()
@@ -42,4 +42,7 @@ async def demo_power(request: web.Request) -> web.Response:
     machine = _machine(request)
     data = await read_json(request)
     machine.set_power(get_field(data, "on", bool))
+    power = request.app[APPLIANCE].target.power
+    if isinstance(power, DemoPower):
+        power.sim.power_changed()  # the simulated power LED follows the switch
     return json_response(machine.state())

@@ -142,7 +142,9 @@ async def stream_h264(request: web.Request) -> web.WebSocketResponse:
     send_task = asyncio.create_task(sender(), name="h264-ws-send")
     try:
         connections = request.app[CONNECTIONS]
-        if await connections.run_until_revoked(request, "h264", receive_requests()):
+        with request.app[APPLIANCE].viewing("h264_ws"):
+            revoked = await connections.run_until_revoked(request, "h264", receive_requests())
+        if revoked:
             send_task.cancel()  # no frame after the close frame
             await ws.close(code=CLOSE_CODE, message=CLOSE_REASON.encode())
     finally:

@@ -1,41 +1,85 @@
-"""``/api/power``: the target's power facet (added only for targets that have one)."""
+"""``/api/power``: the target's power facet (added only for targets that have one).
+
+``GET`` answers the power status (state, LEDs, whether an action is in progress). ``POST`` takes
+``{"action": "on"|"off"|"off_hard"|"reset"}`` or ``{"action": "press", "duration_ms": N}`` and
+answers when the button has been released; a refused action (busy, already in that state) is a
+409 with the reason. LED changes also go out as WebSocket ``power`` events.
+"""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from appliance.api.httpjson import fail, get_field, json_response, read_json
-from appliance.api.openapi import Operation, describe, enum, obj, ok
+from appliance import fields
+from appliance.api.httpjson import fail, field_or_400, get_field, json_response, read_json
+from appliance.api.openapi import (
+    BOOLEAN,
+    Operation,
+    describe,
+    enum,
+    integer,
+    nullable,
+    obj,
+    ok,
+    string,
+)
 from appliance.runtime import APPLIANCE
-from appliance.targets.facets import POWER_ACTIONS, FacetUnavailable
+from appliance.targets.facets import POWER_ACTIONS, ActionRefused, FacetUnavailable
 
 routes = web.RouteTableDef()
-_STATE = ok("the power state", obj(("state",), state=enum("on", "off", "unknown")))
+_LED = nullable(BOOLEAN)
+_STATE = ok(
+    "the power status",
+    obj(
+        ("state", "leds", "busy", "action"),
+        state=enum("on", "off", "unknown"),
+        leds=obj(power=_LED, hdd=_LED),  # null where that LED is not wired
+        busy=BOOLEAN,
+        action=nullable(string("the action in progress")),
+    ),
+)
+
+ACTIONS = (*POWER_ACTIONS, "press")
 
 
 @routes.get("/api/power")
-@describe(Operation(summary="Is the target on?", tag="power", replies={200: _STATE}))
+@describe(
+    Operation(
+        summary="Is the target on? (power state, LEDs, busy)", tag="power", replies={200: _STATE}
+    )
+)
 async def power_state(request: web.Request) -> web.Response:
-    return json_response({"state": request.app[APPLIANCE].target.power.state})
+    return json_response(request.app[APPLIANCE].target.power.status().as_dict())
 
 
 @routes.post("/api/power")
 @describe(
     Operation(
-        summary="Switch the target on or off, or reset it",
+        summary="Switch the target on or off, reset it, or press the power button for a time",
         tag="power",
-        body=obj(("action",), action=enum(*POWER_ACTIONS)),
+        body=obj(
+            ("action",),
+            action=enum(*ACTIONS),
+            duration_ms=integer(1, description="for press: how long (at most atx.max_press_ms)"),
+        ),
         replies={200: _STATE},
-        errors={409: "this target has no power control"},
+        errors={409: "no power control, busy with another action, or already in that state"},
     )
 )
 async def power_action(request: web.Request) -> web.Response:
-    power = request.app[APPLIANCE].target.power
-    action = get_field(await read_json(request), "action", str)
-    if action not in POWER_ACTIONS:
-        fail(400, f"action must be one of {', '.join(POWER_ACTIONS)}, not {action!r}")
+    appliance = request.app[APPLIANCE]
+    power = appliance.target.power
+    data = await read_json(request)
+    action = get_field(data, "action", str)
+    if action not in ACTIONS:
+        fail(400, f"action must be one of {', '.join(ACTIONS)}, not {action!r}")
     try:
-        await power.act(action)
-    except FacetUnavailable as exc:
+        if action == "press":
+            most = appliance.config.atx.max_press_ms
+            ms = field_or_400(lambda: fields.integer(data, "duration_ms", 1, most))
+            await power.press(ms / 1000)
+        else:
+            await power.act(action)
+    except (FacetUnavailable, ActionRefused) as exc:
         fail(409, str(exc))
-    return json_response({"state": power.state})
+    return json_response(power.status().as_dict())

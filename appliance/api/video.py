@@ -65,7 +65,7 @@ async def stream_mjpeg(request: web.Request) -> web.StreamResponse:
     await resp.prepare(request)
     frame = appliance.hub.latest
     try:
-        with appliance.stream():
+        with appliance.stream(), appliance.viewing("mjpeg"):
             parts = _stream_parts(resp, appliance, frame, max_fps, quality)
             await request.app[CONNECTIONS].run_until_revoked(request, "mjpeg", parts)
     except ConnectionResetError:

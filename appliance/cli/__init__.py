@@ -28,6 +28,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("appliance.cli.client", "run a DuckyScript on the target"),
     "wait-for": ("appliance.cli.client", "wait until an image or text is on the screen"),
     "state": ("appliance.cli.client", "print the appliance state as JSON"),
+    "power": ("appliance.cli.power", "switch the target on/off/off-hard/reset, or show its LEDs"),
+    "wol": ("appliance.cli.wol", "wake the target with a Wake-on-LAN magic packet"),
 }
 
 

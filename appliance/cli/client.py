@@ -44,7 +44,8 @@ def config_path() -> Path:
 
 
 # ---------------------------------------------------------------------------- arguments
-def _add_common(parser: argparse.ArgumentParser) -> None:
+def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--url``, ``--token-file``, ``--insecure``: shared by every client command module."""
     group = parser.add_argument_group("connection")
     group.add_argument(
         "--url", help=f"appliance URL (default: $IPKVM_URL, client.toml, {DEFAULT_URL})"
@@ -128,7 +129,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         )
     elif name != "state":
         raise ValueError(f"appliance.cli.client does not serve the command {name!r}")
-    _add_common(parser)
+    add_connection_arguments(parser)
 
 
 # ---------------------------------------------------------------------------- settings
@@ -212,7 +213,7 @@ def run(args: argparse.Namespace) -> int:
             templates = ducky.load_templates(script, base)
         except ducky.DuckyError as exc:
             raise _fail(f"{args.script}:{exc.line}:{exc.column}: {exc.message}") from None
-        return _with_client(args, lambda c: _run_script(c, args, script_text, script, templates))
+        return with_client(args, lambda c: _run_script(c, args, script_text, script, templates))
     handlers: dict[str, Callable[[IpkvmClient, argparse.Namespace], Awaitable[int]]] = {
         "type": _type,
         "key": _key,
@@ -228,10 +229,10 @@ def run(args: argparse.Namespace) -> int:
             args.image_bytes = args.image.read_bytes()
         except OSError as exc:
             raise _fail(f"{args.image}: {exc.strerror or exc}") from None
-    return _with_client(args, lambda c: handler(c, args))
+    return with_client(args, lambda c: handler(c, args))
 
 
-def _with_client(args: argparse.Namespace, fn: Callable[[IpkvmClient], Awaitable[int]]) -> int:
+def with_client(args: argparse.Namespace, fn: Callable[[IpkvmClient], Awaitable[int]]) -> int:
     from appliance.client import IpkvmClient, IpkvmError, WaitTimeout
 
     s = settings(args)

@@ -8,7 +8,8 @@ names the dotted key and what is wrong with it.
 
 Layout: :mod:`.options` (declaring), :mod:`.checks` (value checks), :mod:`.walk` (validating),
 :mod:`.render` (``config defaults``), one module per group of sections (:mod:`.server`,
-:mod:`.target`, :mod:`.hid`, :mod:`.video`), :mod:`.root` (``Config``) and :mod:`.files` (reading).
+:mod:`.target`, :mod:`.hid`, :mod:`.video`, :mod:`.power`), :mod:`.root` (``Config``) and
+:mod:`.files` (reading).
 
 Only the standard library is imported: ``ipkvm config check`` must start fast on a Pi Zero.
 """
@@ -27,6 +28,7 @@ from appliance.config.hid import (
     MouseMode,
     OtgConfig,
 )
+from appliance.config.power import AtxConfig, WolConfig
 from appliance.config.root import Config, build_config, defaults_toml, known_keys
 from appliance.config.server import DEFAULT_STATE_DIR, ProxyHeader, ServerConfig
 from appliance.config.target import DemoConfig, TargetConfig
@@ -42,6 +44,7 @@ from appliance.config.video import (
 __all__ = [
     "DEFAULT_CONFIG_PATH",
     "DEFAULT_STATE_DIR",
+    "AtxConfig",
     "Ch9329Config",
     "Config",
     "ConfigError",
@@ -62,6 +65,7 @@ __all__ = [
     "VideoConfig",
     "VideoSource",
     "WebRtcConfig",
+    "WolConfig",
     "build_config",
     "defaults_toml",
     "find_config",

@@ -183,3 +183,27 @@ def networks(key: str, value: Any) -> tuple[ProxyNetwork, ...]:
             )
         found.append(network)
     return tuple(found)
+
+
+def mac(key: str, value: Any) -> str:
+    """A MAC address (aa:bb:.., aa-bb-.., aabb.ccdd.eeff), kept as written; "" for none."""
+    from appliance.wol import BadMac, parse_mac
+
+    if value == "":
+        return ""
+    try:
+        parse_mac(value)
+    except BadMac as exc:
+        raise ConfigError(key, str(exc)) from None
+    return str(value)
+
+
+def ip_address(key: str, value: Any) -> str:
+    """An IPv4 or IPv6 address (no host names: a broadcast target is never looked up)."""
+    try:
+        if not isinstance(value, str):
+            raise TypeError(value)
+        ipaddress.ip_address(value)
+    except (ValueError, TypeError):
+        raise ConfigError(key, f"must be an IP address, not {value!r}") from None
+    return str(value)

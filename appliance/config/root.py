@@ -12,6 +12,7 @@ from appliance.config import render
 from appliance.config.context import Context
 from appliance.config.errors import ConfigError
 from appliance.config.hid import GadgetConfig, HidConfig
+from appliance.config.power import AtxConfig, WolConfig
 from appliance.config.server import ServerConfig
 from appliance.config.target import DemoConfig, TargetConfig
 from appliance.config.video import StreamConfig, VideoConfig, WebRtcConfig
@@ -34,6 +35,8 @@ class Config:
     stream: StreamConfig
     webrtc: WebRtcConfig
     demo: DemoConfig
+    atx: AtxConfig
+    wol: WolConfig
     path: Path | None = field(default=None, compare=False)
     """The file this came from (None: built-in defaults)."""
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)

@@ -9,11 +9,31 @@ media) plug in here as real backends of these interfaces.
 
 from __future__ import annotations
 
-from typing import Literal, Protocol, get_args
+from collections.abc import Callable
+from typing import Protocol
 
-PowerState = Literal["on", "off", "unknown"]
-PowerAction = Literal["on", "off", "off_hard", "reset"]
-POWER_ACTIONS: tuple[PowerAction, ...] = get_args(PowerAction)
+from appliance.atx.status import (
+    LEDS,
+    POWER_ACTIONS,
+    ActionRefused,
+    PowerAction,
+    PowerState,
+    PowerStatus,
+)
+
+__all__ = [
+    "LEDS",
+    "POWER_ACTIONS",
+    "ActionRefused",
+    "FacetUnavailable",
+    "MediaFacet",
+    "NullMedia",
+    "NullPower",
+    "PowerAction",
+    "PowerFacet",
+    "PowerState",
+    "PowerStatus",
+]
 
 
 class FacetUnavailable(Exception):
@@ -21,7 +41,7 @@ class FacetUnavailable(Exception):
 
 
 class PowerFacet(Protocol):
-    """Switch the target on and off and say whether it is on."""
+    """Switch the target on and off and say whether it is on (ATX: ``appliance.atx``)."""
 
     @property
     def available(self) -> bool: ...
@@ -29,8 +49,22 @@ class PowerFacet(Protocol):
     @property
     def state(self) -> PowerState: ...
 
+    def status(self) -> PowerStatus:
+        """State, LEDs and whether an action is in progress."""
+
     async def act(self, action: PowerAction) -> None:
-        """Carry out ``action``; raises FacetUnavailable when there is no power control."""
+        """Carry out ``action``; raises FacetUnavailable when there is no power control and
+        ActionRefused when it cannot run now (busy, or already in that state)."""
+
+    async def press(self, seconds: float) -> None:
+        """Hold the power button for ``seconds`` (ValueError when out of bounds)."""
+
+    def subscribe(self, listener: Callable[[PowerStatus], None]) -> Callable[[], None]:
+        """Call ``listener`` on every change of :meth:`status`; returns the unsubscribe."""
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
 
 
 class MediaFacet(Protocol):
@@ -51,8 +85,23 @@ class NullPower:
     def __init__(self, reason: str = "this target has no power control") -> None:
         self.reason = reason
 
+    def status(self) -> PowerStatus:
+        return PowerStatus(self.state, dict.fromkeys(LEDS))
+
     async def act(self, action: PowerAction) -> None:
         raise FacetUnavailable(self.reason)
+
+    async def press(self, seconds: float) -> None:
+        raise FacetUnavailable(self.reason)
+
+    def subscribe(self, listener: Callable[[PowerStatus], None]) -> Callable[[], None]:
+        return lambda: None
+
+    async def start(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
 
 
 class NullMedia:

@@ -1,5 +1,6 @@
 """The hardware target: the board's capture device (V4L2) and HID output (USB OTG gadget or a
-CH9329 serial chip). Power and media stay null until ATX and virtual media are configured.
+CH9329 serial chip). Power is ATX over GPIO when ``[atx]`` names a chip (:mod:`appliance.atx`);
+media stays null until virtual media is configured.
 
 A hardware appliance may still borrow one demo facet for bring-up (``video.source = "demo"``
 while the capture card is missing); the simulated machine is then created on demand.
@@ -11,6 +12,7 @@ from functools import cache
 from typing import TYPE_CHECKING
 
 from appliance.targets import Target, hid_output, video_source
+from appliance.targets.facets import NullPower, PowerFacet
 
 if TYPE_CHECKING:
     from appliance.config import Config
@@ -24,4 +26,22 @@ def build(config: Config) -> Target:
         kind="hardware",
         video=video_source(config, machine),
         hid=hid_output(config, machine),
+        power=atx_power(config),
+    )
+
+
+def atx_power(config: Config) -> PowerFacet:
+    """ATX power on the configured GPIO lines, or none when ``atx.chip`` is empty."""
+    if not config.atx.chip:
+        return NullPower("no ATX wiring is configured ([atx] chip)")
+    from appliance.atx.control import AtxPower
+    from appliance.atx.gpio import GpiodLines
+    from appliance.atx.wiring import wiring_from_config
+
+    wiring = wiring_from_config(config.atx)
+    return AtxPower(
+        GpiodLines(wiring),
+        wiring.times,
+        debounce=wiring.debounce,
+        has_reset=wiring.reset is not None,
     )

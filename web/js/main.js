@@ -6,6 +6,7 @@ import { MouseInput, pictureRect } from "./input-mouse.js";
 import { setupPanel } from "./menu.js";
 import { OnScreenKeyboard } from "./osk.js";
 import { PastePanel } from "./paste.js";
+import { PowerControls } from "./power.js";
 import { Settings } from "./settings.js";
 import { chooseTransport, TRANSPORTS } from "./transport.js";
 import { Ui } from "./ui.js";
@@ -54,6 +55,9 @@ socket.addEventListener("close", () => {
 });
 socket.addEventListener("state", (e) => applyState(e.detail));
 socket.addEventListener("rtt", (e) => ui.setRtt(e.detail));
+const power = new PowerControls((text) => ui.toast(text));
+socket.addEventListener("power", (e) => power.render(e.detail));
+power.start();
 ui.beforeLogout = () => {
   socket.stop();
   if (transport) transport.stop();

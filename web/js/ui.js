@@ -164,7 +164,7 @@ export class Ui {
     this.videoStatus = (state.video && state.video.status) || "ok";
     // Optional devices: shown only when the appliance reports them.
     this.$("switch-wrap").hidden = !state.switch;
-    this.$("atx-wrap").hidden = !state.atx;
+    this.$("atx-wrap").hidden = !(state.target && state.target.facets && state.target.facets.power);
     this.$("media-btn").hidden = !state.media;
     this.renderVideoMessage();
     this.renderStats();

@@ -4,41 +4,51 @@ that decodes the HID reports, power), so every path of the appliance runs with n
 - :mod:`.machine` — the machine's state and input decoding; :mod:`.menu` its menus and
   :mod:`.screen` their drawing;
 - :mod:`.video` — its screen as a video source; :mod:`.hid` — the HID output that feeds it;
-- :class:`DemoPower` — its power button.
+- :class:`DemoPower` — its ATX power and reset buttons and LEDs (a simulated motherboard).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING
 
+from appliance.atx.control import AtxPower
+from appliance.atx.sim import SimLines
+from appliance.atx.wiring import wiring_from_config
 from appliance.targets import Target, hid_output, video_source
-from appliance.targets.facets import PowerAction, PowerState
 
 if TYPE_CHECKING:
     from appliance.config import Config
     from appliance.targets.demo.machine import DemoMachine
 
 
-class DemoPower:
-    """The demo machine's power: off/off_hard cut it, on restores it, reset cycles it."""
+class DemoPower(AtxPower):
+    """The demo machine's power: the ATX controller over a simulated motherboard.
 
-    available = True
+    The same code as real ATX wiring (press times from ``[atx]``, "on" only when the power LED is
+    off, one action at a time, debounced LEDs), so the demo teaches what the appliance will do.
+    The power LED follows the machine's power; the HDD LED pulses with every report it accepts.
+    """
 
-    def __init__(self, machine: DemoMachine) -> None:
+    def __init__(self, machine: DemoMachine, config: Config) -> None:
+        wiring = wiring_from_config(config.atx)
         self.machine = machine
+        self.sim = SimLines(machine)
+        super().__init__(self.sim, wiring.times, debounce=wiring.debounce)
+        self._unsubscribe: Callable[[], None] | None = None
 
-    @property
-    def state(self) -> PowerState:
-        return "on" if self.machine.power else "off"
+    async def start(self) -> None:
+        await super().start()
+        if self._unsubscribe is None:
+            self._unsubscribe = self.machine.on_activity(self.sim.activity)
 
-    async def act(self, action: PowerAction) -> None:
-        if action == "reset":
-            self.machine.set_power(False)
-            self.machine.set_power(True)
-        else:
-            self.machine.set_power(action == "on")
+    async def close(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        await super().close()
 
 
 @dataclass
@@ -63,6 +73,6 @@ def build(config: Config) -> DemoTarget:
         kind="demo",
         video=video_source(config, get),
         hid=hid_output(config, get),
-        power=DemoPower(machine),
+        power=DemoPower(machine, config),
         machine=machine,
     )

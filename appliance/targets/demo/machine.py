@@ -81,6 +81,7 @@ class DemoMachine:
         self._x, self._y = width // 2, height // 2
         self._buttons = 0
         self._led_callbacks: list[LedCallback] = []
+        self._activity_callbacks: list[Callable[[], None]] = []
         self.reports = 0  # reports accepted, for statistics
         self.malformed = 0  # reports of the wrong length, ignored like a host would
         self.frames = 0  # stamped frames rendered (the stamp's counter)
@@ -135,12 +136,20 @@ class DemoMachine:
             except Exception:
                 log.exception("LED callback failed")
 
+    def on_activity(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call *callback()* whenever the machine does some work (accepts a report): what its
+        simulated HDD LED shows."""
+        self._activity_callbacks.append(callback)
+        return lambda: self._activity_callbacks.remove(callback)
+
     # ------------------------------------------------------------------ HID input
     def feed(self, report: Report) -> bool:
         """Take one HID report as the host would; False (ignored) when powered off."""
         if not self._power:
             return False
         self.reports += 1
+        for callback in list(self._activity_callbacks):
+            callback()
         if report.kind is ReportKind.KEYBOARD:
             if len(report.data) != 8:
                 self.malformed += 1  # a real host drops what its descriptor does not describe
