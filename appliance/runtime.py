@@ -20,6 +20,7 @@ from hid.keymap import USAGE_TO_CODE
 
 if TYPE_CHECKING:
     from appliance.config import Config, StreamConfig
+    from appliance.switch import PortSettings, SwitchController
     from appliance.targets import Target
     from capture.h264 import EncoderSettings, H264Encoder
     from capture.hub import FrameHub
@@ -72,6 +73,8 @@ class Appliance:
     h264: H264Encoder
     """The one H.264 encoder (WebCodecs viewers and every WebRTC peer): one encode per stream."""
     clients: int = 0
+    switch: SwitchController | None = None
+    """The rack's KVM switch (None: ``switch.driver = "none"``; its routes are not added)."""
     events: EventBus = field(init=False)
     # Long operations (typing, key chords, scripts): their progress goes out as ``job`` events.
     jobs: JobRunner = field(init=False)
@@ -88,6 +91,18 @@ class Appliance:
     def source(self) -> VideoSource:
         return self.target.video
 
+    @property
+    def layout(self) -> str:
+        """The keyboard layout typing and scripts use: the active switch port's, else ``[hid]``'s."""
+        if self.switch is not None and self.switch.active is not None:
+            return self.switch.ports.get(self.switch.active).layout
+        return self.config.hid.layout
+
+    def port_selected(self, settings: PortSettings) -> None:
+        """A switch port became active: its mouse mode applies (its layout is read on demand)."""
+        self.hid.set_mouse_mode(settings.mouse)
+        self.events.state_changed()
+
     def new_client(self, kind: str) -> str:
         """A HID client name unique in this appliance ("ws:3"): what a client holds is released
         by this name when it goes away, so two connections must never share one."""
@@ -98,6 +113,8 @@ class Appliance:
         self.hub.subscribe(self.events.state_changed)
         await self.hid.start()
         await self.source.start(self.hub)
+        if self.switch is not None:
+            await self.switch.start()
 
     @contextlib.contextmanager
     def stream(self) -> Iterator[None]:
@@ -118,6 +135,8 @@ class Appliance:
     async def close(self) -> None:
         self.end_streams()
         await self.jobs.close()
+        if self.switch is not None:
+            await self.switch.close()
         await self.hid.close()  # releases every key and button first
         await self.source.close()
         await self.h264.close()
@@ -139,7 +158,7 @@ class Appliance:
                 "mouse_mode": hid.mouse_mode,
                 "keys_held": [USAGE_TO_CODE.get(u, hex(u)) for u in hid.keyboard.held],
                 "queued": hid.queued,
-                "layout": self.config.hid.layout,
+                "layout": self.layout,
                 "error": hid.last_error,
                 # Which device is the problem when only one is (e.g. a wrong mouse path).
                 "devices": {d.value: st.as_dict() for d, st in hid.devices.items()},
@@ -152,6 +171,7 @@ class Appliance:
                 "fps": round(signal.fps, 1),
             },
             "clients": self.clients,
+            "switch": self.switch.status() if self.switch is not None else None,
         }
 
 
@@ -169,7 +189,7 @@ def build_appliance(config: Config) -> Appliance:
     hub = FrameHub()
     hid = HidController(target.hid)
     hid.set_mouse_mode(config.hid.mouse)
-    return Appliance(
+    appliance = Appliance(
         config=config,
         target=target,
         hub=hub,
@@ -177,6 +197,17 @@ def build_appliance(config: Config) -> Appliance:
         jpeg=JpegEncoder(quality=config.stream.jpeg_quality),
         h264=H264Encoder(hub, encoder_settings(config.stream)),
     )
+    if config.switch.driver != "none":
+        from appliance.switch import build_switch
+
+        appliance.switch = build_switch(
+            config,
+            target,
+            hid,
+            publish=appliance.events.publish,
+            on_active=appliance.port_selected,
+        )
+    return appliance
 
 
 def encoder_settings(stream: StreamConfig) -> EncoderSettings:

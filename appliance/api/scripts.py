@@ -123,7 +123,7 @@ async def run_script(request: web.Request) -> web.Response:
     from hid.layouts import UnknownLayout, get_layout
 
     try:
-        layout = get_layout(layout_name or appliance.config.hid.layout)
+        layout = get_layout(layout_name or appliance.layout)
     except UnknownLayout as exc:
         fail(400, str(exc).strip("'\""))
     try:

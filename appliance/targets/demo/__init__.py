@@ -4,14 +4,16 @@ that decodes the HID reports, power), so every path of the appliance runs with n
 - :mod:`.machine` — the machine's state and input decoding; :mod:`.menu` its menus and
   :mod:`.screen` their drawing;
 - :mod:`.video` — its screen as a video source; :mod:`.hid` — the HID output that feeds it;
-- :class:`DemoPower` — its power button.
+- :class:`DemoPower` — its power button;
+- :mod:`.rack` — several machines behind the simulated KVM switch (``switch.driver = "demo"``):
+  the video, HID and power backends then follow the rack's active machine.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from appliance.targets import Target, hid_output, video_source
 from appliance.targets.facets import PowerAction, PowerState
@@ -19,6 +21,16 @@ from appliance.targets.facets import PowerAction, PowerState
 if TYPE_CHECKING:
     from appliance.config import Config
     from appliance.targets.demo.machine import DemoMachine
+    from appliance.targets.demo.rack import DemoRack
+
+
+class DemoMachineLike(Protocol):
+    """What the power button needs: a machine, or a rack standing for its active machine."""
+
+    @property
+    def power(self) -> bool: ...
+
+    def set_power(self, on: bool) -> None: ...
 
 
 class DemoPower:
@@ -26,7 +38,7 @@ class DemoPower:
 
     available = True
 
-    def __init__(self, machine: DemoMachine) -> None:
+    def __init__(self, machine: DemoMachineLike) -> None:
         self.machine = machine
 
     @property
@@ -43,20 +55,50 @@ class DemoPower:
 
 @dataclass
 class DemoTarget(Target):
-    """A target whose machine is simulated: tests and the demo routes can look inside it."""
+    """A target whose machine is simulated: tests and the demo routes can look inside it.
 
-    machine: DemoMachine | None = None
+    With a demo switch (``rack`` set) :attr:`machine` is the machine on the console port now.
+    """
+
+    single: DemoMachine | None = None
+    rack: DemoRack | None = None
+
+    @property
+    def machine(self) -> DemoMachine | None:
+        return self.rack.machine if self.rack is not None else self.single
 
 
-def make_machine(config: Config) -> DemoMachine:
+def make_machine(config: Config, name: str = "") -> DemoMachine:
     from appliance.targets.demo.machine import DemoMachine
 
     d = config.demo
-    return DemoMachine(width=d.width, height=d.height, layout=d.layout, stamp=d.stamp)
+    return DemoMachine(width=d.width, height=d.height, layout=d.layout, stamp=d.stamp, name=name)
+
+
+def make_rack(config: Config) -> DemoRack:
+    """One machine per port of the demo switch, named as ``[[switch.ports]]`` says."""
+    from appliance.targets.demo.rack import DemoRack
+
+    sw = config.switch
+    names = [p.name for p in sw.ports] + [None] * sw.port_count
+    return DemoRack(
+        [make_machine(config, names[i] or f"port {i + 1}") for i in range(sw.port_count)]
+    )
 
 
 def build(config: Config) -> DemoTarget:
-    """The simulated machine with its own screen and HID host (or the configured real ones)."""
+    """The simulated machine with its own screen and HID host (or the configured real ones);
+    with ``switch.driver = "demo"`` a rack of them, which the backends follow."""
+    if config.switch.driver == "demo":
+        rack = make_rack(config)
+        get_rack = cache(lambda: rack)
+        return DemoTarget(
+            kind="demo",
+            video=video_source(config, get_rack),
+            hid=hid_output(config, get_rack),
+            power=DemoPower(rack),
+            rack=rack,
+        )
     machine = make_machine(config)
     get = cache(lambda: machine)
     return DemoTarget(
@@ -64,5 +106,5 @@ def build(config: Config) -> DemoTarget:
         video=video_source(config, get),
         hid=hid_output(config, get),
         power=DemoPower(machine),
-        machine=machine,
+        single=machine,
     )
