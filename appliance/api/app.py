@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from appliance.api import connections, demo, hid, jobs, power, scripts, video, ws
+from appliance.api import connections, demo, hid, jobs, power, scripts, switch, video, ws
 from appliance.api.auth import setup_auth
 from appliance.api.errors import json_errors
 from appliance.api.httpjson import MAX_JSON_BODY, json_response
@@ -124,6 +124,8 @@ def create_app(
         app.add_routes(power.routes)
     if isinstance(appliance.target, DemoTarget):
         app.add_routes(demo.routes)
+    if appliance.switch is not None:
+        app.add_routes(switch.routes)
     if WEB_DIR.is_dir():
         app.router.add_static("/static/", WEB_DIR, append_version=False)
         app.middlewares.append(_refuse_dotfiles)
