@@ -68,21 +68,28 @@ class DemoTarget(Target):
         return self.rack.machine if self.rack is not None else self.single
 
 
-def make_machine(config: Config, name: str = "") -> DemoMachine:
+def make_machine(config: Config, name: str = "", layout: str | None = None) -> DemoMachine:
     from appliance.targets.demo.machine import DemoMachine
 
     d = config.demo
-    return DemoMachine(width=d.width, height=d.height, layout=d.layout, stamp=d.stamp, name=name)
+    return DemoMachine(
+        width=d.width, height=d.height, layout=layout or d.layout, stamp=d.stamp, name=name
+    )
 
 
 def make_rack(config: Config) -> DemoRack:
-    """One machine per port of the demo switch, named as ``[[switch.ports]]`` says."""
+    """One machine per port of the demo switch, named as ``[[switch.ports]]`` says and with the
+    keyboard layout its entry gives (so a port set to "de" is a machine that expects German)."""
+    from appliance.config import PortConfig
     from appliance.targets.demo.rack import DemoRack
 
     sw = config.switch
-    names = [p.name for p in sw.ports] + [None] * sw.port_count
+    entries = list(sw.ports) + [PortConfig()] * sw.port_count
     return DemoRack(
-        [make_machine(config, names[i] or f"port {i + 1}") for i in range(sw.port_count)]
+        [
+            make_machine(config, entries[i].name or f"port {i + 1}", entries[i].layout)
+            for i in range(sw.port_count)
+        ]
     )
 
 
