@@ -135,6 +135,7 @@ async def run_script(request: web.Request) -> web.Response:
 
     client = appliance.new_client("script")
     executor = ducky.HidExecutor(appliance, layout, client, pacing_ms)
+    executor.follow_port_layout = layout_name is None  # an explicit layout stays after SWITCH
     total = len(script.commands)
 
     async def work(report: Progress) -> dict[str, Any]:

@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("appliance.cli.client", "run a DuckyScript on the target"),
     "wait-for": ("appliance.cli.client", "wait until an image or text is on the screen"),
     "state": ("appliance.cli.client", "print the appliance state as JSON"),
+    "switch": ("appliance.cli.switch", "show the KVM switch, or switch to PORT (number or name)"),
 }
 
 
