@@ -7,6 +7,7 @@ import { setupPanel } from "./menu.js";
 import { OnScreenKeyboard } from "./osk.js";
 import { PastePanel } from "./paste.js";
 import { Settings } from "./settings.js";
+import { SwitchMenu } from "./switch.js";
 import { chooseTransport, TRANSPORTS } from "./transport.js";
 import { Ui } from "./ui.js";
 import { KvmSocket } from "./ws.js";
@@ -17,6 +18,7 @@ const settings = new Settings();
 const socket = new KvmSocket();
 const send = (message) => socket.send(message);
 const ui = new Ui();
+const switchMenu = new SwitchMenu($("switch-btn"), $("switch-menu"), (text) => ui.toast(text));
 
 let transport = null;
 let videoSize = null; // from state.video, used until the first frame tells the real size
@@ -32,6 +34,7 @@ const mouse = new MouseInput(capture, picture, send, () => settings.values.sensi
 
 function applyState(state) {
   ui.render(state);
+  switchMenu.render(state.switch);
   if (state.video && state.video.width && state.video.height) {
     videoSize = { width: state.video.width, height: state.video.height };
   }
@@ -53,6 +56,7 @@ socket.addEventListener("close", () => {
   ui.setSocketOpen(false);
 });
 socket.addEventListener("state", (e) => applyState(e.detail));
+socket.addEventListener("switch", (e) => switchMenu.render(e.detail));
 socket.addEventListener("rtt", (e) => ui.setRtt(e.detail));
 ui.beforeLogout = () => {
   socket.stop();
