@@ -93,7 +93,7 @@ class Appliance:
 
     @property
     def layout(self) -> str:
-        """The keyboard layout typing and scripts use: the active switch port's, else ``[hid]``'s."""
+        """The layout typing and scripts use: the active switch port's, else ``[hid]``'s."""
         if self.switch is not None and self.switch.active is not None:
             return self.switch.ports.get(self.switch.active).layout
         return self.config.hid.layout

@@ -102,9 +102,9 @@ class SwitchSim:
 
     def _command(self, raw: bytes) -> None:
         now = time.monotonic()
-        if self.model == "tesmart" and self._last_command is not None:
-            if now - self._last_command < 0.95:
-                self.violations.append(f"TESmart command {now - self._last_command:.2f} s apart")
+        last = self._last_command
+        if self.model == "tesmart" and last is not None and now - last < 0.95:
+            self.violations.append(f"TESmart command {now - last:.2f} s apart")
         self._last_command = now
         self.commands.append(raw)
 

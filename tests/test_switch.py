@@ -21,8 +21,8 @@ from appliance.switch import (
     SwitchTimeout,
     Timing,
 )
-from appliance.switch.ezcoo import Ezcoo
 from appliance.switch.extron import Extron
+from appliance.switch.ezcoo import Ezcoo
 from appliance.switch.hotkey import HotkeySwitch
 from appliance.switch.link import SerialLink, TcpLink
 from appliance.switch.pway import Pway
@@ -103,12 +103,14 @@ TIMES: dict[str, float] = {}
 
 async def until(predicate: Callable[[], bool], timeout: float = 2.0) -> None:
     async with asyncio.timeout(timeout):
-        while not predicate():
+        while not predicate():  # noqa: ASYNC110 (the simulator's state, set by its pty reader)
             await asyncio.sleep(0.01)
 
 
 @pytest.mark.parametrize("model", MODELS)
-async def test_select_is_confirmed_on_every_model(model: Model, tmp_path: Path, rec: Recorder) -> None:
+async def test_select_is_confirmed_on_every_model(
+    model: Model, tmp_path: Path, rec: Recorder
+) -> None:
     # TESmart with the real timings (1 s between commands, ~0.5 s to switch, 1 s settle).
     tesmart = model == "tesmart"
     queried = protocol(model).can_query
@@ -121,7 +123,7 @@ async def test_select_is_confirmed_on_every_model(model: Model, tmp_path: Path, 
             started = time.monotonic()
             assert await ctl.select(port) == port
             took = time.monotonic() - started
-            await until(lambda: sim.active == port)  # XH protocol 2: sent, nothing confirms it
+            await until(lambda p=port: sim.active == p)  # type: ignore[misc]  # XH protocol 2: sent, nothing confirms it
             assert ctl.active == port and ctl.state == "online"
         TIMES[model] = took
         print(f"\n{model}: select → confirmed in {took * 1000:.0f} ms")
@@ -230,7 +232,7 @@ async def test_front_panel_change_is_noticed_by_polling(
         sim.press_button(4)
         await rec.until(lambda: ctl.active == 4)
         assert rec.applied[-1].port == 4
-        assert {"type": "switch", "active": 4} .items() <= rec.events[-1].items()
+        assert {"type": "switch", "active": 4}.items() <= rec.events[-1].items()
     finally:
         await ctl.close()
         pty.close()
@@ -332,9 +334,7 @@ async def test_hotkey_sends_the_configured_sequence(tmp_path: Path, rec: Recorde
     started = time.monotonic()
     assert await ctl.select(3) == 3
     TIMES["hotkey (HID calls only)"] = time.monotonic() - started
-    assert hid.presses == [
-        ([["ControlLeft"], ["ControlLeft"], ["Digit3"]], 0.1, hid.presses[0][2])
-    ]
+    assert hid.presses == [([["ControlLeft"], ["ControlLeft"], ["Digit3"]], 0.1, hid.presses[0][2])]
     hid.online = False
     with pytest.raises(Exception, match="keyboard offline"):
         await ctl.select(2)
@@ -346,4 +346,6 @@ async def test_hotkey_sends_the_configured_sequence(tmp_path: Path, rec: Recorde
 def report_times() -> AsyncIterator[None]:  # type: ignore[misc]
     yield
     if TIMES:
-        print("\nselect → confirmed:", ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in TIMES.items()))
+        print(
+            "\nselect → confirmed:", ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in TIMES.items())
+        )

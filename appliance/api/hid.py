@@ -211,6 +211,4 @@ async def mouse_mode(request: web.Request) -> web.Response:
 async def layouts(request: web.Request) -> web.Response:
     from hid.layouts import LAYOUT_NAMES
 
-    return json_response(
-        {"layouts": list(LAYOUT_NAMES), "default": _app(request).layout}
-    )
+    return json_response({"layouts": list(LAYOUT_NAMES), "default": _app(request).layout})

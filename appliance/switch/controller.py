@@ -215,7 +215,7 @@ class SwitchController:
         *,
         state: SwitchStateName | None = None,
         active: int | None = None,
-        error: str | None | Literal[False] = False,
+        error: str | Literal[False] | None = False,
     ) -> None:
         before = (self.state, self.active, self.error)
         if state is not None:

@@ -3,7 +3,7 @@
 Two firmware generations: ``SET OUT1 VS IN<n>`` / ``GET OUT1 VS`` and the newer ``EZS OUT1 VS
 IN<n>`` / ``EZG OUT1 VS``. The query is answered ``OUT1 VS <n>`` (``OUT1 VS IN<n>`` is accepted
 too), or on some firmwares with a short code: ``V0CS``, ``V18S``, ``V5ES``, ``V08S`` for ports
-1–4. Firmware bugs drop single commands, so every command goes out twice (the common practice).
+1-4. Firmware bugs drop single commands, so every command goes out twice (the common practice).
 """
 
 from __future__ import annotations

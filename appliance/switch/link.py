@@ -128,7 +128,9 @@ class SerialLink(_Inbox):
                 continue
             except OSError as exc:
                 self._lose(f"write failed: {exc}")
-                raise SwitchOffline(f"switch serial port {self.path}: write failed: {exc}") from None
+                raise SwitchOffline(
+                    f"switch serial port {self.path}: write failed: {exc}"
+                ) from None
             view = view[written:]
 
     async def close(self) -> None:
@@ -203,7 +205,9 @@ class TcpLink(_Inbox):
                 reader, writer = await asyncio.open_connection(self.host, self.port)
         except (OSError, TimeoutError) as exc:
             self.last_error = f"cannot connect: {exc or 'timed out'}"
-            raise SwitchOffline(f"switch at {self.describe} unreachable: {exc or 'timed out'}")
+            raise SwitchOffline(
+                f"switch at {self.describe} unreachable: {exc or 'timed out'}"
+            ) from None
         self._writer = writer
         self.open_now = True
         self.forget()

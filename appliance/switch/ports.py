@@ -136,9 +136,8 @@ class PortStore:
         override = dict(self._overrides.get(port, {}))
         default = self._defaults[port - 1]
         for name, value in checked.items():
-            if value is None and name in ("name", "layout", "mouse"):
-                override.pop(name, None)
-            elif value == getattr(default, name):
+            back_to_default = value is None and name in ("name", "layout", "mouse")
+            if back_to_default or value == getattr(default, name):
                 override.pop(name, None)
             else:
                 override[name] = value

@@ -54,9 +54,7 @@ def test_switch_ports_from_the_toolbar(rack: Console) -> None:
 
     # a change made elsewhere (CLI, script, another viewer) shows up without a click
     c.api("POST", "/api/switch/select", {"port": "build-01"})
-    page.wait_for_function(
-        "document.getElementById('switch-btn').textContent.includes('build-01')"
-    )
+    page.wait_for_function("document.getElementById('switch-btn').textContent.includes('build-01')")
     button.click()
     assert items.nth(2).get_attribute("aria-checked") == "true"
     page.keyboard.press("Escape")
