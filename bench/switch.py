@@ -19,11 +19,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from appliance.switch import PortStore, SwitchController, Timing  # noqa: E402
-from appliance.switch.link import SerialLink, TcpLink  # noqa: E402
-from appliance.switch.wired import WiredSwitch  # noqa: E402
-from tests.switch_sim import MODELS, PtySwitch, SwitchSim, TcpSwitch  # noqa: E402
-from tests.test_switch import protocol  # noqa: E402
+from appliance.switch import PortStore, SwitchController, Timing
+from appliance.switch.link import SerialLink, TcpLink
+from appliance.switch.wired import WiredSwitch
+from tests.switch_sim import MODELS, PtySwitch, SwitchSim, TcpSwitch
+from tests.test_switch import protocol
 
 
 async def measure(model: str, tcp: bool, rounds: int) -> list[float]:
