@@ -5,6 +5,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 LISTEN ?= 127.0.0.1:8080
 STATE ?= state
+# The demo runs behind a 4-port demo KVM switch (docs/switch.md); DEMO_CONFIG= for one machine.
+DEMO_CONFIG ?= scripts/demo.toml
 
 .PHONY: demo test lint format typecheck system-deps system-test image bench clean
 
@@ -14,7 +16,8 @@ $(STAMP): pyproject.toml scripts/bootstrap-venv
 
 demo: $(STAMP)
 	@sh scripts/system-deps --demo
-	$(PY) -m appliance serve --target demo --listen $(LISTEN) --state-dir $(STATE)
+	$(PY) -m appliance serve --target demo --listen $(LISTEN) --state-dir $(STATE) \
+		$(if $(DEMO_CONFIG),--config $(DEMO_CONFIG))
 
 test: $(STAMP) system-deps lint
 	$(PY) -m pytest -q -ra $(PYTEST_ARGS)

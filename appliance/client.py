@@ -186,6 +186,24 @@ class IpkvmClient:
         result: dict[str, Any] = await self.request("GET", "/api/state")
         return result
 
+    # ------------------------------------------------------------------ KVM switch
+    async def switch_state(self) -> dict[str, Any]:
+        """The KVM switch: ports, active port, state (``GET /api/switch``; 404 without one)."""
+        result: dict[str, Any] = await self.request("GET", "/api/switch")
+        return result
+
+    async def switch_select(self, port: int | str) -> dict[str, Any]:
+        """Switch to a port by number or name; returns once the switch confirmed it."""
+        result: dict[str, Any] = await self.request("POST", "/api/switch/select", {"port": port})
+        return result
+
+    async def switch_port(self, port: int, **settings: Any) -> dict[str, Any]:
+        """Rename a port or change its settings (name, layout, mouse, wol_mac, atx)."""
+        result: dict[str, Any] = await self.request(
+            "PATCH", f"/api/switch/ports/{int(port)}", settings
+        )
+        return result
+
     # ------------------------------------------------------------------ keyboard
     async def type_text(
         self,
@@ -496,6 +514,15 @@ class SyncClient:
 
     def state(self) -> dict[str, Any]:
         return self._run(self.client.state())
+
+    def switch_state(self) -> dict[str, Any]:
+        return self._run(self.client.switch_state())
+
+    def switch_select(self, port: int | str) -> dict[str, Any]:
+        return self._run(self.client.switch_select(port))
+
+    def switch_port(self, port: int, **settings: Any) -> dict[str, Any]:
+        return self._run(self.client.switch_port(port, **settings))
 
     def type_text(
         self,

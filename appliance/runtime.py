@@ -20,6 +20,7 @@ from hid.keymap import USAGE_TO_CODE
 
 if TYPE_CHECKING:
     from appliance.config import Config, StreamConfig
+    from appliance.switch import PortSettings, SwitchController
     from appliance.targets import Target
     from appliance.targets.facets import PowerStatus
     from capture.h264 import EncoderSettings, H264Encoder
@@ -77,6 +78,8 @@ class Appliance:
     clients: int = 0
     viewers: dict[Transport, int] = field(default_factory=lambda: dict.fromkeys(TRANSPORTS, 0))
     """Video viewers per streaming transport (WebRTC peers are counted by their service)."""
+    switch: SwitchController | None = None
+    """The rack's KVM switch (None: ``switch.driver = "none"``; its routes are not added)."""
     events: EventBus = field(init=False)
     # Long operations (typing, key chords, scripts): their progress goes out as ``job`` events.
     jobs: JobRunner = field(init=False)
@@ -93,6 +96,18 @@ class Appliance:
     def source(self) -> VideoSource:
         return self.target.video
 
+    @property
+    def layout(self) -> str:
+        """The layout typing and scripts use: the active switch port's, else ``[hid]``'s."""
+        if self.switch is not None and self.switch.active is not None:
+            return self.switch.ports.get(self.switch.active).layout
+        return self.config.hid.layout
+
+    def port_selected(self, settings: PortSettings) -> None:
+        """A switch port became active: its mouse mode applies (its layout is read on demand)."""
+        self.hid.set_mouse_mode(settings.mouse)
+        self.events.state_changed()
+
     def new_client(self, kind: str) -> str:
         """A HID client name unique in this appliance ("ws:3"): what a client holds is released
         by this name when it goes away, so two connections must never share one."""
@@ -105,6 +120,8 @@ class Appliance:
         await self.target.power.start()
         await self.hid.start()
         await self.source.start(self.hub)
+        if self.switch is not None:
+            await self.switch.start()
 
     def _power_changed(self, status: PowerStatus) -> None:
         """LEDs or a press changed: a ``power`` event for the console's buttons, and the state."""
@@ -139,6 +156,8 @@ class Appliance:
     async def close(self) -> None:
         self.end_streams()
         await self.jobs.close()
+        if self.switch is not None:
+            await self.switch.close()
         await self.hid.close()  # releases every key and button first
         await self.source.close()
         await self.h264.close()
@@ -161,7 +180,7 @@ class Appliance:
                 "mouse_mode": hid.mouse_mode,
                 "keys_held": [USAGE_TO_CODE.get(u, hex(u)) for u in hid.keyboard.held],
                 "queued": hid.queued,
-                "layout": self.config.hid.layout,
+                "layout": self.layout,
                 "error": hid.last_error,
                 # Which device is the problem when only one is (e.g. a wrong mouse path).
                 "devices": {d.value: st.as_dict() for d, st in hid.devices.items()},
@@ -174,6 +193,7 @@ class Appliance:
                 "fps": round(signal.fps, 1),
             },
             "clients": self.clients,
+            "switch": self.switch.status() if self.switch is not None else None,
         }
 
 
@@ -191,7 +211,7 @@ def build_appliance(config: Config) -> Appliance:
     hub = FrameHub()
     hid = HidController(target.hid)
     hid.set_mouse_mode(config.hid.mouse)
-    return Appliance(
+    appliance = Appliance(
         config=config,
         target=target,
         hub=hub,
@@ -199,6 +219,17 @@ def build_appliance(config: Config) -> Appliance:
         jpeg=JpegEncoder(quality=config.stream.jpeg_quality),
         h264=H264Encoder(hub, encoder_settings(config.stream)),
     )
+    if config.switch.driver != "none":
+        from appliance.switch import build_switch
+
+        appliance.switch = build_switch(
+            config,
+            target,
+            hid,
+            publish=appliance.events.publish,
+            on_active=appliance.port_selected,
+        )
+    return appliance
 
 
 def encoder_settings(stream: StreamConfig) -> EncoderSettings:

@@ -22,6 +22,7 @@ from appliance.api import (
     openapi_doc,
     power,
     scripts,
+    switch,
     video,
     wol,
     ws,
@@ -240,6 +241,8 @@ def create_app(
         app.add_routes(power.routes)
     if isinstance(appliance.target, DemoTarget):
         app.add_routes(demo.routes)
+    if appliance.switch is not None:
+        app.add_routes(switch.routes)
     if WEB_DIR.is_dir():
         app.router.add_static("/static/", WEB_DIR, append_version=False)
         app.middlewares.append(_static_guard)

@@ -56,7 +56,7 @@ def _layout(appliance: Appliance, name: str | None) -> Any:
     from hid.layouts import UnknownLayout, get_layout
 
     try:
-        return get_layout(name or appliance.config.hid.layout)
+        return get_layout(name or appliance.layout)
     except UnknownLayout as exc:
         fail(400, str(exc).strip("'\""))
 
@@ -367,6 +367,4 @@ async def mouse_mode(request: web.Request) -> web.Response:
 async def layouts(request: web.Request) -> web.Response:
     from hid.layouts import LAYOUT_NAMES
 
-    return json_response(
-        {"layouts": list(LAYOUT_NAMES), "default": _app(request).config.hid.layout}
-    )
+    return json_response({"layouts": list(LAYOUT_NAMES), "default": _app(request).layout})

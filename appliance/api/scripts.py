@@ -227,7 +227,7 @@ async def run_script(request: web.Request) -> web.Response:
     from hid.layouts import UnknownLayout, get_layout
 
     try:
-        layout = get_layout(layout_name or appliance.config.hid.layout)
+        layout = get_layout(layout_name or appliance.layout)
     except UnknownLayout as exc:
         fail(400, str(exc).strip("'\""))
     try:
@@ -239,6 +239,7 @@ async def run_script(request: web.Request) -> web.Response:
 
     client = appliance.new_client("script")
     executor = ducky.HidExecutor(appliance, layout, client, pacing_ms)
+    executor.follow_port_layout = layout_name is None  # an explicit layout stays after SWITCH
     total = len(script.commands)
 
     async def work(report: Progress) -> dict[str, Any]:

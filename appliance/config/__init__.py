@@ -31,6 +31,7 @@ from appliance.config.hid import (
 from appliance.config.power import AtxConfig, WolConfig
 from appliance.config.root import Config, build_config, defaults_toml, known_keys
 from appliance.config.server import DEFAULT_STATE_DIR, ProxyHeader, ServerConfig
+from appliance.config.switch import PortConfig, SwitchConfig, SwitchDriverName
 from appliance.config.target import DemoConfig, TargetConfig
 from appliance.config.video import (
     H264Codec,
@@ -56,10 +57,13 @@ __all__ = [
     "MouseMode",
     "OtgConfig",
     "PixelFormat",
+    "PortConfig",
     "ProxyHeader",
     "ProxyNetwork",
     "ServerConfig",
     "StreamConfig",
+    "SwitchConfig",
+    "SwitchDriverName",
     "TargetConfig",
     "TargetKind",
     "VideoConfig",

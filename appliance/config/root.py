@@ -14,6 +14,7 @@ from appliance.config.errors import ConfigError
 from appliance.config.hid import GadgetConfig, HidConfig
 from appliance.config.power import AtxConfig, WolConfig
 from appliance.config.server import ServerConfig
+from appliance.config.switch import SwitchConfig
 from appliance.config.target import DemoConfig, TargetConfig
 from appliance.config.video import StreamConfig, VideoConfig, WebRtcConfig
 from appliance.config.walk import build, validate
@@ -37,6 +38,7 @@ class Config:
     demo: DemoConfig
     atx: AtxConfig
     wol: WolConfig
+    switch: SwitchConfig
     path: Path | None = field(default=None, compare=False)
     """The file this came from (None: built-in defaults)."""
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
@@ -90,6 +92,8 @@ class Config:
             lines.append(f"hidg       {o.keyboard} {o.mouse} {o.mouse_rel}")
         elif self.hid.output == "ch9329":
             lines.append(f"ch9329     {self.hid.ch9329.port} @ {self.hid.ch9329.baud}")
+        if self.switch.driver != "none":
+            lines.append(f"switch     {self.switch.driver}")
         if s.tls:
             lines.append(f"tls        {s.cert} {s.key}")
         if s.trusted_proxies:

@@ -18,6 +18,8 @@ Language (commands are case-insensitive, one per line)::
     CTRL ALT DELETE             press a chord (modifiers first), release in reverse
     WAITFOR tpl.png [timeout]   wait until the template is on screen (seconds, default 30)
     WAITFOR_TEXT text [timeout] wait until OCR finds the text on screen
+    SWITCH port                 switch the rack's KVM switch to a port (number, name, or
+                                "quoted name"); waits until the switch confirms it
 
 This module imports only the standard library, :mod:`hid.keynames` and :mod:`appliance.imagecheck`,
 so the CLI can parse scripts (and check their templates' headers) without aiohttp, OpenCV or NumPy.
@@ -143,7 +145,16 @@ class WaitText:
     timeout: float
 
 
-Action = Delay | DefaultDelay | TypeText | Chord | WaitImage | WaitText
+@dataclass(frozen=True, slots=True)
+class SwitchPort:
+    """SWITCH: a port number (int) or a port name (str), resolved when it runs."""
+
+    line: int
+    port: int | str
+    column: int = 8
+
+
+Action = Delay | DefaultDelay | TypeText | Chord | WaitImage | WaitText | SwitchPort
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +196,8 @@ def describe(command: Command) -> str:
         return f"WAITFOR {command.template}"
     if isinstance(command, WaitText):
         return f"WAITFOR_TEXT {command.text}"
+    if isinstance(command, SwitchPort):
+        return f"SWITCH {command.port}"
     return f"REPEAT {command.count} ({describe(command.command)})"
 
 
@@ -286,6 +299,38 @@ def _wait_args(
     return subject, timeout, first.column
 
 
+def _switch_arg(lineno: int, keyword: _Token, rest: str, rest_column: int) -> SwitchPort:
+    """``SWITCH 2``, ``SWITCH db-01`` or ``SWITCH "db 01"`` (a name with spaces, or all digits)."""
+    text = rest.strip()
+    column = rest_column + (len(rest) - len(rest.lstrip()))
+    if not text:
+        raise DuckyError(lineno, keyword.column, "SWITCH needs a port number or name")
+    if text.startswith('"'):
+        end = text.find('"', 1)
+        if end < 0:
+            raise DuckyError(lineno, column, "missing closing quote after the port name")
+        if text[end + 1 :].strip():
+            raise DuckyError(
+                lineno, column + end + 1, f"unexpected {text[end + 1 :].strip()!r} after the name"
+            )
+        name = text[1:end]
+        if not name:
+            raise DuckyError(lineno, column, "empty port name")
+        return SwitchPort(lineno, name, column)
+    toks = _tokens(rest, rest_column)
+    if len(toks) > 1:
+        raise DuckyError(
+            lineno, toks[1].column, f"unexpected {toks[1].text!r}: quote a name with spaces"
+        )
+    word = toks[0].text
+    if word.isascii() and word.isdigit():
+        port = int(word)
+        if not 1 <= port <= 99:
+            raise DuckyError(lineno, toks[0].column, "port must be between 1 and 99")
+        return SwitchPort(lineno, port, toks[0].column)
+    return SwitchPort(lineno, word, toks[0].column)
+
+
 def parse(text: str) -> Script:
     """Parse a whole script; raises :class:`DuckyError` at the first problem."""
     if len(text) > MAX_SCRIPT_CHARS:
@@ -329,6 +374,8 @@ def parse(text: str) -> Script:
         elif word == "WAITFOR_TEXT":
             subject, timeout, _ = _wait_args(lineno, keyword, rest, rest_column, "text")
             command = WaitText(lineno, subject, timeout)
+        elif word == "SWITCH":
+            command = _switch_arg(lineno, keyword, rest, rest_column)
         else:
             command = _chord(lineno, _tokens(stripped, indent + 1))
         script.commands.append(command)
@@ -428,6 +475,8 @@ class Executor(Protocol):
 
     async def wait_text(self, text: str, timeout: float) -> None: ...
 
+    async def switch(self, port: int | str) -> None: ...
+
 
 ProgressFn = Callable[[int, int, Command], None]
 """``progress(done, total, command)``: called before each top-level command starts."""
@@ -495,6 +544,8 @@ async def _execute(
             await executor.wait_image(templates[action.template], action.template, action.timeout)
         elif isinstance(action, WaitText):
             await executor.wait_text(action.text, action.timeout)
+        elif isinstance(action, SwitchPort):
+            await executor.switch(action.port)
     except WaitTimedOut as exc:
         raise WaitTimedOut(line, exc.message, exc.best_score) from None
     except ScriptFailed as exc:
@@ -511,6 +562,8 @@ class HidExecutor:
         self.appliance = appliance
         self.layout = layout
         self.client = client
+        self.follow_port_layout = True
+        """SWITCH changes ``layout`` to the new port's (False: the caller chose a layout)."""
         ms = appliance.config.hid.pacing_ms if pacing_ms is None else pacing_ms
         self.pacing_s = ms / 1000
 
@@ -554,6 +607,23 @@ class HidExecutor:
             raise WaitTimedOut(0, f"WAITFOR_TEXT: {exc}", exc.best_score) from None
         except screen.ScreenError as exc:
             raise ScriptFailed(0, f"WAITFOR_TEXT: {exc}") from None
+
+    async def switch(self, port: int | str) -> None:
+        """Through the switch controller; returns once the switch confirmed the port. Typing
+        after it uses the new port's layout unless the script was started with one."""
+        from appliance.switch import SwitchError
+
+        switch = self.appliance.switch
+        if switch is None:
+            raise ScriptFailed(0, "SWITCH: no KVM switch is configured (switch.driver)")
+        try:
+            await switch.select(port)
+        except (SwitchError, ValueError) as exc:
+            raise ScriptFailed(0, f"SWITCH {port}: {exc}") from None
+        if self.follow_port_layout:
+            from hid.layouts import get_layout
+
+            self.layout = get_layout(self.appliance.layout)
 
 
 class ClientExecutor:
@@ -601,3 +671,11 @@ class ClientExecutor:
             raise WaitTimedOut(0, f"WAITFOR_TEXT: {exc.message}", exc.best_score) from None
         except IpkvmError as exc:
             raise ScriptFailed(0, f"WAITFOR_TEXT: {exc.message}") from None
+
+    async def switch(self, port: int | str) -> None:
+        from appliance.client import IpkvmError
+
+        try:
+            await self.client.switch_select(port)
+        except IpkvmError as exc:
+            raise ScriptFailed(0, f"SWITCH {port}: {exc.message}") from None

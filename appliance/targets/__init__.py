@@ -26,6 +26,7 @@ from appliance.targets.facets import MediaFacet, NullMedia, NullPower, PowerFace
 if TYPE_CHECKING:
     from appliance.config import Config
     from appliance.targets.demo.machine import DemoMachine
+    from appliance.targets.demo.rack import DemoRack
     from capture.source import VideoSource
     from hid.output import HidOutput
 
@@ -61,7 +62,8 @@ def build_target(config: Config) -> Target:
     return target
 
 
-MachineFn = Callable[[], "DemoMachine"]
+MachineFn = Callable[[], "DemoMachine | DemoRack"]
+"""The demo machine the demo backends drive: one machine, or the rack behind a demo switch."""
 
 
 def _demo_video(config: Config, machine: MachineFn) -> VideoSource:

@@ -8,6 +8,7 @@ import { OnScreenKeyboard } from "./osk.js";
 import { PastePanel } from "./paste.js";
 import { PowerControls } from "./power.js";
 import { Settings } from "./settings.js";
+import { SwitchMenu } from "./switch.js";
 import { chooseTransport, TRANSPORTS } from "./transport.js";
 import { Ui } from "./ui.js";
 import { KvmSocket } from "./ws.js";
@@ -18,6 +19,7 @@ const settings = new Settings();
 const socket = new KvmSocket();
 const send = (message) => socket.send(message);
 const ui = new Ui();
+const switchMenu = new SwitchMenu($("switch-btn"), $("switch-menu"), (text) => ui.toast(text));
 
 let transport = null;
 let videoSize = null; // from state.video, used until the first frame tells the real size
@@ -33,6 +35,7 @@ const mouse = new MouseInput(capture, picture, send, () => settings.values.sensi
 
 function applyState(state) {
   ui.render(state);
+  switchMenu.render(state.switch);
   if (state.video && state.video.width && state.video.height) {
     videoSize = { width: state.video.width, height: state.video.height };
   }
@@ -54,6 +57,7 @@ socket.addEventListener("close", () => {
   ui.setSocketOpen(false);
 });
 socket.addEventListener("state", (e) => applyState(e.detail));
+socket.addEventListener("switch", (e) => switchMenu.render(e.detail));
 socket.addEventListener("rtt", (e) => ui.setRtt(e.detail));
 const power = new PowerControls((text) => ui.toast(text));
 socket.addEventListener("power", (e) => power.render(e.detail));

@@ -61,18 +61,24 @@ class DemoMachine:
     """A BIOS setup screen that reacts to HID reports. Use from one event loop."""
 
     def __init__(
-        self, width: int = 1280, height: int = 720, layout: str = "us", stamp: bool = False
+        self,
+        width: int = 1280,
+        height: int = 720,
+        layout: str = "us",
+        stamp: bool = False,
+        name: str = "",
     ) -> None:
         if (width, height) not in RESOLUTIONS:
             raise ValueError(f"demo resolution {width}x{height} not in {RESOLUTIONS}")
         self.width, self.height = width, height
         self.layout = layout
         self.stamp = stamp
+        self.name = name  # shown on the screen: which port of the demo switch this is
         self._keyboard = HostKeyboard(layout)  # validates the layout name now
         self._tabs: list[Tab] = default_tabs()
         self._asset_tag: Item = next(i for t in self._tabs for i in t.items if i.kind == "text")
         self._geometry = Geometry(width, height, tuple(t.name for t in self._tabs))
-        self._painter = Painter(self._geometry)
+        self._painter = Painter(self._geometry, name)
         self._power = True
         self._tab = 0
         self._selected = self._tabs[0].default_item
@@ -92,6 +98,17 @@ class DemoMachine:
         self._screen: tuple[int, Image] | None = None
         self._frame: tuple[tuple[int, int, int, bool], Image] | None = None
         self._black = np.zeros((height, width, 3), np.uint8)
+
+    def set_name(self, name: str) -> None:
+        """Rename (a port of the demo switch was renamed): the screen shows the new name."""
+        if name == self.name:
+            return
+        painter = Painter(self._geometry, name)  # draws its background: outside the lock
+        with self._lock:
+            self.name = name
+            self._painter = painter
+            self._screen = None
+            self._version += 1
 
     # ------------------------------------------------------------------ power and LEDs
     @property
@@ -308,6 +325,7 @@ class DemoMachine:
                 "message": self._message,
                 "settings": {f"{t.name}/{i.name}": i.value for t in self._tabs for i in t.items},
                 "layout": self.layout,
+                "name": self.name,
                 "width": self.width,
                 "height": self.height,
             }

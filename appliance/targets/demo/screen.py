@@ -130,8 +130,10 @@ def _inside(rect: Rect, x: int, y: int) -> bool:
 class Painter:
     """Draws :class:`View` snapshots for one geometry."""
 
-    def __init__(self, geometry: Geometry) -> None:
+    def __init__(self, geometry: Geometry, name: str = "") -> None:
         self.g = geometry
+        self.name = name
+        """The machine's name (a port of the demo switch), drawn in the bottom bar."""
         self._base = self._background()
 
     def _text(self, image: Image, text: str, x: int, row_top: int, colour: Colour) -> None:
@@ -169,6 +171,10 @@ class Painter:
         self._text(
             image, "Version 2.0  ipkvm demo target", round(2 * g.cw), round(24 * g.ch), DARK_BLUE
         )
+        if self.name:
+            label = f"Machine: {self.name}"
+            x = g.width - g.text_width(label) - round(2 * g.cw)
+            self._text(image, label, x, round(24 * g.ch), DARK_BLUE)
         return image
 
     def screen(self, view: View) -> Image:

@@ -6,12 +6,31 @@ import asyncio
 import contextlib
 import logging
 import time
+from typing import Protocol
 
-from appliance.targets.demo.machine import DemoMachine
+from capture.frame import Image
 from capture.hub import FrameHub
 from capture.source import VideoSource
 
 log = logging.getLogger(__name__)
+
+
+class DemoScreen(Protocol):
+    """What DemoSource shows: a :class:`.machine.DemoMachine`, or a :class:`.rack.DemoRack`
+    (whose screen is its active machine's, so switching changes the picture)."""
+
+    @property
+    def width(self) -> int: ...
+
+    @property
+    def height(self) -> int: ...
+
+    @property
+    def power(self) -> bool: ...
+
+    def cached_frame(self) -> Image | None: ...
+
+    def render(self) -> Image: ...
 
 
 class DemoSource(VideoSource):
@@ -19,7 +38,7 @@ class DemoSource(VideoSource):
 
     name = "demo"
 
-    def __init__(self, machine: DemoMachine, fps: float = 30) -> None:
+    def __init__(self, machine: DemoScreen, fps: float = 30) -> None:
         if fps <= 0:
             raise ValueError(f"fps must be positive, not {fps}")
         self.machine = machine

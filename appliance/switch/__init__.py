@@ -1,0 +1,169 @@
+"""The rack's multi-port KVM switch: which machine the appliance's HDMI input and USB output see.
+
+- :mod:`.driver` — the :class:`SwitchDriver` interface (select, query, close, capabilities) and
+  its errors;
+- :mod:`.controller` — :class:`SwitchController`: one command in flight, pacing, settling,
+  polling, offline/online, events, per-port settings applied on a change;
+- :mod:`.ports` — the ports' names and settings (config defaults + saved changes);
+- drivers: :mod:`.wired` (any serial/TCP model over :mod:`.link`: :mod:`.tesmart`, :mod:`.ezcoo`,
+  :mod:`.xh`, :mod:`.extron`, :mod:`.pway`), :mod:`.hotkey` (key sequences through the HID path)
+  and :mod:`.demo` (the demo target's rack).
+
+:data:`DRIVERS` maps ``switch.driver`` to a builder; builders import their modules lazily (a
+hotkey appliance never loads pyserial). docs/switch.md documents each model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from appliance.switch.controller import SwitchController, Timing
+from appliance.switch.driver import (
+    SwitchBusy,
+    SwitchDriver,
+    SwitchError,
+    SwitchMismatch,
+    SwitchOffline,
+    SwitchTimeout,
+)
+from appliance.switch.ports import PortError, PortSettings, PortStore
+
+if TYPE_CHECKING:
+    from appliance.config import Config
+    from appliance.switch.wire import WireProtocol
+    from appliance.targets import Target
+    from hid.controller import HidController
+
+__all__ = [
+    "DRIVERS",
+    "PortError",
+    "PortSettings",
+    "PortStore",
+    "SwitchBusy",
+    "SwitchController",
+    "SwitchDriver",
+    "SwitchError",
+    "SwitchMismatch",
+    "SwitchOffline",
+    "SwitchTimeout",
+    "Timing",
+    "build_switch",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Needs:
+    """What a driver builder may use besides the configuration."""
+
+    target: Target
+    hid: HidController
+
+
+def _wired(config: Config, protocol: WireProtocol) -> SwitchDriver:
+    from appliance.switch.link import Link, SerialLink, TcpLink
+    from appliance.switch.wired import WiredSwitch
+
+    sw = config.switch
+    link: Link
+    if sw.host:
+        link = TcpLink(sw.host, sw.tcp_port, protocol.scanner(), sw.reply_timeout)
+    else:
+        baud = sw.baud or protocol.baud
+        link = SerialLink(sw.device, baud, protocol.scanner(), sw.reply_timeout)
+    return WiredSwitch(protocol, link, sw.reply_timeout)
+
+
+def _tesmart(config: Config, needs: Needs) -> SwitchDriver:
+    from appliance.switch.tesmart import Tesmart
+
+    return _wired(config, Tesmart())
+
+
+def _ezcoo(config: Config, needs: Needs) -> SwitchDriver:
+    from appliance.switch.ezcoo import Ezcoo
+
+    return _wired(config, Ezcoo(config.switch.ezcoo_commands))
+
+
+def _xh(config: Config, needs: Needs) -> SwitchDriver:
+    from appliance.switch.xh import Xh4401
+
+    return _wired(config, Xh4401(config.switch.xh_protocol))
+
+
+def _extron(config: Config, needs: Needs) -> SwitchDriver:
+    from appliance.switch.extron import Extron
+
+    return _wired(config, Extron())
+
+
+def _pway(config: Config, needs: Needs) -> SwitchDriver:
+    from appliance.switch.pway import Pway
+
+    return _wired(config, Pway())
+
+
+def _hotkey(config: Config, needs: Needs) -> SwitchDriver:
+    from appliance.switch.hotkey import HotkeySwitch
+
+    sw = config.switch
+    return HotkeySwitch(needs.hid, sw.hotkey, sw.hotkey_gap_ms / 1000)
+
+
+def _demo(config: Config, needs: Needs) -> SwitchDriver:
+    from appliance.switch.demo import DemoSwitch
+
+    rack = getattr(needs.target, "rack", None)
+    if rack is None:
+        raise ValueError('switch.driver "demo" needs the demo target (target.kind = "demo")')
+    return DemoSwitch(rack)
+
+
+DRIVERS: dict[str, Callable[[Config, Needs], SwitchDriver]] = {
+    "demo": _demo,
+    "tesmart": _tesmart,
+    "ezcoo": _ezcoo,
+    "xh-hk4401": _xh,
+    "extron": _extron,
+    "pway": _pway,
+    "hotkey": _hotkey,
+}
+
+
+def build_switch(
+    config: Config,
+    target: Target,
+    hid: HidController,
+    *,
+    publish: Callable[[dict[str, Any]], None],
+    on_active: Callable[[PortSettings], None],
+) -> SwitchController | None:
+    """The controller for ``switch.driver`` (None for "none")."""
+    sw = config.switch
+    if sw.driver == "none":
+        return None
+    from hid.layouts import LAYOUT_NAMES
+
+    driver = DRIVERS[sw.driver](config, Needs(target, hid))
+    ports = PortStore(
+        sw.port_count,
+        sw.ports,
+        layout=config.hid.layout,
+        mouse=config.hid.mouse,
+        state_dir=config.server.state_dir,
+        known_layouts=LAYOUT_NAMES,
+    )
+    controller = SwitchController(
+        driver,
+        ports,
+        Timing(settle=sw.settle, gap=sw.gap, poll_interval=sw.poll_interval),
+        publish=publish,
+        on_active=on_active,
+    )
+    rename = getattr(driver, "port_renamed", None)
+    if rename is not None:  # the demo's machines show the saved names from the start
+        for p in ports.all():
+            rename(p.port, p.name)
+    return controller
