@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import Server
+from tests.conftest import Server, start_server
 
 
 async def scrape(
@@ -88,3 +89,33 @@ async def test_other_subsystems_add_their_metrics(server: Server) -> None:
     add_source(server.app, switch)
     async with aiohttp.ClientSession(base_url=server.url, headers=server.basic()) as http:
         assert value(await scrape(http), "ipkvm_switch_port") == 3
+
+
+async def test_switch_port_and_state_follow_a_select(tmp_path: Path) -> None:
+    """The KVM switch's active port and state are metrics, and a select moves the port."""
+    toml = '[switch]\ndriver = "demo"\ncount = 3\n'
+    srv, runner = await start_server(tmp_path, toml)
+    try:
+        async with aiohttp.ClientSession(base_url=srv.url, headers=srv.basic()) as http:
+
+            async def scrape() -> dict[str, float]:
+                async with http.get("/api/metrics") as resp:
+                    assert resp.status == 200
+                    text = await resp.text()
+                values: dict[str, float] = {}
+                for family in text_string_to_metric_families(text):
+                    for sample in family.samples:
+                        key = sample.name + "".join(f"[{v}]" for v in sample.labels.values())
+                        values[key] = sample.value
+                return values
+
+            before = await scrape()
+            assert before["ipkvm_switch_active_port"] == 1
+            assert before["ipkvm_switch_state[online]"] == 1
+            async with http.post("/api/switch/select", json={"port": 3}) as resp:
+                assert resp.status == 200, await resp.text()
+            after = await scrape()
+            assert after["ipkvm_switch_active_port"] == 3
+            assert after["ipkvm_switch_info[demo]"] == 1
+    finally:
+        await runner.cleanup()

@@ -56,6 +56,7 @@ class ApplianceCollector(Collector):
         yield from self._viewers(appliance, app)
         yield from self._hid(appliance)
         yield from self._power(appliance)
+        yield from self._switch(appliance)
         throttle = app.get(LOGIN_THROTTLE)
         if throttle is not None:
             yield CounterMetricFamily(
@@ -132,6 +133,25 @@ class ApplianceCollector(Collector):
             discarded.add_metric([device.value], status.discarded)
             queued.add_metric([device.value], status.queued)
         yield from (written, failed, discarded, queued)
+
+    @staticmethod
+    def _switch(appliance: Any) -> Iterator[Metric]:
+        switch = appliance.switch
+        if switch is None:
+            return
+        status = switch.status()
+        yield _gauge(
+            "ipkvm_switch_active_port",
+            "The KVM switch port on the console (1-based; 0 while unknown)",
+            status["active"] or 0,
+        )
+        states = GaugeMetricFamily(
+            "ipkvm_switch_state", "The KVM switch's state (1 for the current one)", labels=["state"]
+        )
+        for state in ("online", "offline", "switching"):
+            states.add_metric([state], int(status["state"] == state))
+        yield states
+        yield _gauge("ipkvm_switch_info", "The KVM switch driver", 1, {"driver": status["driver"]})
 
     @staticmethod
     def _power(appliance: Any) -> Iterator[Metric]:
