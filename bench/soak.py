@@ -1,6 +1,7 @@
 """Soak: the demo appliance (its own process) under every kind of traffic for a long time.
 
     python bench/soak.py [--minutes 30] [--interval 30] [--warmup M] [--json F]
+                         [--only mjpeg,h264,webrtc,ws,rest]
 
 Viewers on every transport join and leave (MJPEG, H.264 over ``/api/stream.h264``, WebRTC with a
 real aiortc peer, ``/api/ws`` input sockets), text is typed (``POST /api/hid/type``) and the
@@ -8,6 +9,10 @@ mouse moved every second, sessions log in and out, snapshots are taken. Every ``
 seconds the appliance process is sampled: RSS (/proc/PID/status), open fds (/proc/PID/fd),
 threads (/proc/PID/status) and asyncio tasks (``GET /api/debug/runtime``). Errors are non-2xx
 answers, exceptions in the clients and ERROR lines in the appliance's log.
+
+``--only`` runs one kind of client (or a comma-separated few) to find which one moves a figure:
+``rest`` is typing, snapshots and logins together. Environment variables reach the appliance
+process, so ``MALLOC_ARENA_MAX=... python bench/soak.py`` measures an allocator setting.
 
 Warm-up: the first ``--warmup`` minutes (default: a fifth of the run, at least 1 minute) fill
 caches, pools and lazily loaded parts (aiortc alone is ~18 MiB). At its end, and at the end of the
@@ -23,6 +28,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import random
 import sys
 import time
@@ -54,6 +60,9 @@ class Sample:
     tasks: int
     errors: int
     cycles: int
+    heap_in_use: float | None = None  # glibc: MiB the program holds (a leak grows this)
+    heap_free: float | None = None  # glibc: MiB freed but kept by malloc (fragmentation)
+    heap_mmap: float | None = None  # glibc: MiB in mmapped blocks (large buffers, live)
 
 
 def proc_counts(pid: int) -> tuple[float, int, int]:
@@ -77,6 +86,7 @@ class Soak:
     active: int = 0
     gate: asyncio.Event = field(default_factory=asyncio.Event)
     idle: asyncio.Event = field(default_factory=asyncio.Event)
+    trace_top: int = 0  # > 0: print this many tracemalloc growth lines per sample
 
     @property
     def headers(self) -> dict[str, str]:
@@ -212,10 +222,17 @@ class Soak:
     # ---------------------------------------------------------------- sampling
     async def sample(self, t0: float, phase: str) -> Sample:
         rss, fds, threads = proc_counts(self.app.process.pid)
+        query = f"?tracemalloc={self.trace_top}" if self.trace_top else ""
         async with aiohttp.ClientSession(self.app.url, headers=self.headers) as s:
-            async with s.get("/api/debug/runtime") as resp:
+            async with s.get("/api/debug/runtime" + query) as resp:
                 runtime = await resp.json()
+        trace = runtime.get("tracemalloc")
+        if trace:
+            print(f"  tracemalloc: {trace['traced_mib']} MiB traced", file=sys.stderr)
+            for line in trace["top"]:
+                print(f"    {line['diff_kib']:+9.1f} KiB {line['where']}", file=sys.stderr)
         errors = len(self.errors) + self.log_errors()
+        heap = runtime.get("malloc") or {}
         return Sample(
             round(time.monotonic() - t0, 1),
             phase,
@@ -225,6 +242,9 @@ class Soak:
             runtime["tasks"],
             errors,
             self.cycles,
+            heap.get("in_use"),
+            heap.get("free"),
+            heap.get("mmap"),
         )
 
     async def quiet_sample(self, t0: float) -> Sample:
@@ -242,21 +262,33 @@ class Soak:
         return sum(1 for line in self.app.output if " ERROR " in line or "Traceback" in line)
 
 
-async def run(app: Appliance, minutes: float, interval: float, warmup: float) -> list[Sample]:
+KINDS = ("mjpeg", "h264", "webrtc", "ws", "rest")
+"""Client kinds ``--only`` selects from (``rest``: typing, snapshots and logins)."""
+
+
+async def run(
+    app: Appliance,
+    minutes: float,
+    interval: float,
+    warmup: float,
+    only: frozenset[str] = frozenset(KINDS),
+    trace_top: int = 0,
+) -> list[Sample]:
     t0 = time.monotonic()
-    soak = Soak(app, t0 + minutes * 60, login(app.url, app.password))
+    soak = Soak(app, t0 + minutes * 60, login(app.url, app.password), trace_top=trace_top)
     soak.gate.set()
-    clients = {
-        "mjpeg": soak.mjpeg,
-        "mjpeg2": soak.mjpeg,
-        "h264": soak.h264,
-        "webrtc": soak.webrtc,
-        "ws": soak.input_ws,
-        "ws2": soak.input_ws,
-        "typing": soak.typing,
-        "snapshots": soak.snapshots,
-        "logins": soak.logins,
+    everything: dict[str, tuple[str, Callable[[aiohttp.ClientSession], Awaitable[None]]]] = {
+        "mjpeg": ("mjpeg", soak.mjpeg),
+        "mjpeg2": ("mjpeg", soak.mjpeg),
+        "h264": ("h264", soak.h264),
+        "webrtc": ("webrtc", soak.webrtc),
+        "ws": ("ws", soak.input_ws),
+        "ws2": ("ws", soak.input_ws),
+        "typing": ("rest", soak.typing),
+        "snapshots": ("rest", soak.snapshots),
+        "logins": ("rest", soak.logins),
     }
+    clients = {name: cycle for name, (kind, cycle) in everything.items() if kind in only}
     loops = [asyncio.create_task(soak.loop(n, c), name=f"soak-{n}") for n, c in clients.items()]
     samples: list[Sample] = []
     warm_end = t0 + warmup * 60
@@ -289,7 +321,10 @@ async def run(app: Appliance, minutes: float, interval: float, warmup: float) ->
 
 
 def _row(s: Sample) -> list[object]:
-    return [s.t, s.phase, f"{s.rss_mib:.1f}", s.fds, s.threads, s.tasks, s.errors, s.cycles]
+    heap = "-"
+    if s.heap_in_use is not None:
+        heap = f"{s.heap_in_use:.0f}/{s.heap_free:.0f}/{s.heap_mmap:.0f}"
+    return [s.t, s.phase, f"{s.rss_mib:.1f}", heap, s.fds, s.threads, s.tasks, s.errors, s.cycles]
 
 
 def verdict(samples: list[Sample]) -> tuple[bool, list[list[object]]]:
@@ -321,17 +356,45 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, help="minutes (default: a fifth, at least 1)")
     parser.add_argument("--size", default="1280x720")
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--only", default=",".join(KINDS), help=f"client kinds, comma-separated: {','.join(KINDS)}"
+    )
+    parser.add_argument(
+        "--tracemalloc",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run the appliance with IPKVM_TRACEMALLOC=1 and print its N top growing lines",
+    )
     args = parser.parse_args(argv)
+    if args.tracemalloc:
+        os.environ["IPKVM_TRACEMALLOC"] = "1"  # inherited by the appliance process
+    only = frozenset(k.strip() for k in args.only.split(",") if k.strip())
+    if not only or not only <= set(KINDS):
+        parser.error(f"--only takes some of {', '.join(KINDS)}")
     warmup = args.warmup if args.warmup is not None else max(1.0, args.minutes / 5)
     width, height = (int(v) for v in args.size.split("x"))
     with start_appliance(demo_config(width, height, fps=30, stamp=True)) as app:
-        samples = asyncio.run(run(app, args.minutes, args.interval, warmup))
-    headers = ["t s", "phase", "RSS MiB", "fds", "threads", "tasks", "errors", "cycles"]
+        samples = asyncio.run(run(app, args.minutes, args.interval, warmup, only, args.tracemalloc))
+    headers = [
+        "t s",
+        "phase",
+        "RSS MiB",
+        "heap used/free/mmap",
+        "fds",
+        "threads",
+        "tasks",
+        "errors",
+    ]
+    headers.append("cycles")
     print(table(headers, [_row(s) for s in samples]))
     ok, rows = verdict(samples)
     print()
     print(table(["quiet sample", "warm-up end -> end", "goal", ""], rows))
-    print(f"verdict: {'PASS' if ok else 'FAIL'} (warm-up {warmup:g} min of {args.minutes:g})")
+    print(
+        f"verdict: {'PASS' if ok else 'FAIL'} (warm-up {warmup:g} min of {args.minutes:g},"
+        f" clients: {','.join(sorted(only))})"
+    )
     if args.json:
         args.json.write_text(
             json.dumps({"warmup_min": warmup, "samples": [asdict(s) for s in samples]}, indent=2)

@@ -13,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
+from appliance import fields, memory
 from appliance.api import (
     connections,
     demo,
@@ -29,9 +30,18 @@ from appliance.api import (
 )
 from appliance.api.auth import setup_auth
 from appliance.api.errors import json_errors
-from appliance.api.httpjson import MAX_JSON_BODY, json_response
+from appliance.api.httpjson import MAX_JSON_BODY, field_or_400, json_response
 from appliance.api.ice import IceServer
-from appliance.api.openapi import STATE_REF, Operation, describe, integer, nullable, obj, ok
+from appliance.api.openapi import (
+    STATE_REF,
+    Operation,
+    Param,
+    describe,
+    integer,
+    nullable,
+    obj,
+    ok,
+)
 from appliance.auth import AuthStore
 from appliance.runtime import APPLIANCE, Appliance
 from appliance.targets.demo import DemoTarget
@@ -43,6 +53,7 @@ PUBLIC_PATHS = {"/login", "/api/health", "/favicon.ico"}
 PUBLIC_PREFIXES = ("/static/",)
 
 routes = web.RouteTableDef()
+TRACE_DIFF: web.AppKey[memory.TraceDiff] = web.AppKey("trace_diff", memory.TraceDiff)
 
 
 _PAGE_REPLIES = {
@@ -92,9 +103,19 @@ async def state(request: web.Request) -> web.Response:
                     ws_clients=integer(0),
                     streams=integer(0),
                     tracked_connections=integer(0),
+                    malloc=nullable({"type": "object"}),
+                    tracemalloc=nullable({"type": "object"}),
                 ),
             )
         },
+        params=(
+            Param(
+                "tracemalloc",
+                integer(0, 100),
+                "with IPKVM_TRACEMALLOC set at start: this many source lines by allocation "
+                "growth since the previous such request (0: none)",
+            ),
+        ),
     )
 )
 async def runtime_counts(request: web.Request) -> web.Response:
@@ -102,7 +123,13 @@ async def runtime_counts(request: web.Request) -> web.Response:
     file descriptors, open long-lived connections. A route of its own rather than fields of
     ``/api/state``, which is pushed to every WebSocket client on each change: counts that move
     with every request would turn each push into a new document. Costs one ``listdir`` of
-    /proc/self/fd (a few microseconds for ~50 fds)."""
+    /proc/self/fd (a few microseconds for ~50 fds).
+
+    ``malloc`` is glibc's heap (in use vs. kept free, :func:`appliance.memory.malloc_stats`): it
+    tells a leak from fragmentation. ``?tracemalloc=N`` adds the N source lines whose Python
+    allocations grew most since the previous such request, when the process runs with
+    ``IPKVM_TRACEMALLOC`` (otherwise null)."""
+    top = field_or_400(lambda: fields.query_integer(request.query, "tracemalloc", 0, 0, 100))
     try:
         fds: int | None = len(os.listdir("/proc/self/fd"))
     except OSError:  # not Linux
@@ -116,6 +143,8 @@ async def runtime_counts(request: web.Request) -> web.Response:
             "ws_clients": appliance.clients,
             "streams": len(appliance.streams),
             "tracked_connections": len(request.app[connections.CONNECTIONS]),
+            "malloc": memory.malloc_stats(),
+            "tracemalloc": request.app[TRACE_DIFF].diff(top) if top else None,
         }
     )
 
@@ -206,6 +235,7 @@ def create_app(
 
     app = web.Application(client_max_size=MAX_JSON_BODY, middlewares=[json_errors])
     app[APPLIANCE] = appliance
+    app[TRACE_DIFF] = memory.TraceDiff()
     setup_auth(
         app,
         auth_store,

@@ -30,6 +30,9 @@ def run(args: argparse.Namespace) -> int:
 
     from appliance.cli import CliError
     from appliance.config import ConfigError, load_config
+    from appliance.memory import start_tracing_from_env
+
+    start_tracing_from_env()  # IPKVM_TRACEMALLOC=<frames>: /api/debug/runtime?tracemalloc=N
 
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
