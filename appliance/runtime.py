@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from aiohttp import web
 
-from appliance import __version__
+from appliance import __version__, memory
 from appliance.jobs import JobRunner
 from hid.controller import HidController
 from hid.keymap import USAGE_TO_CODE
@@ -87,6 +87,8 @@ class Appliance:
     script_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     streams: set[asyncio.Task[Any]] = field(default_factory=set)
     _client_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _trimmer: asyncio.Task[None] | None = None
+    """Returns freed picture memory to the kernel now and then (memory.trim_periodically)."""
 
     def __post_init__(self) -> None:
         self.events = EventBus(self.state)
@@ -122,6 +124,7 @@ class Appliance:
         await self.source.start(self.hub)
         if self.switch is not None:
             await self.switch.start()
+        self._trimmer = asyncio.create_task(memory.trim_periodically(), name="malloc-trim")
 
     def _power_changed(self, status: PowerStatus) -> None:
         """LEDs or a press changed: a ``power`` event for the console's buttons, and the state."""
@@ -155,6 +158,11 @@ class Appliance:
 
     async def close(self) -> None:
         self.end_streams()
+        if self._trimmer is not None:
+            self._trimmer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._trimmer
+            self._trimmer = None
         await self.jobs.close()
         if self.switch is not None:
             await self.switch.close()
