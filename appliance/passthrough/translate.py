@@ -84,8 +84,7 @@ class Translator:
                 # The kernel's buffer overflowed: key states are unknown until resynced. Letting
                 # go of everything is safe (the user presses again); a stuck key is not.
                 self._dropping = True
-                self._dx = self._dy = self._wheel = self._pan = 0
-                self.hid.release_client(self.client)
+                self.release()
             elif code == SYN_REPORT:
                 if self._dropping:
                     self._dropping = False
