@@ -483,3 +483,16 @@ async def test_appliance_state_names_passthrough() -> None:
     )
     assert on.passthrough is not None
     assert on.state()["passthrough"]["enabled"] is True
+
+
+async def test_hotkey_drives_the_appliance_switch() -> None:
+    from appliance.config import build_config
+    from appliance.runtime import build_appliance
+
+    config = build_config(
+        {"target": {"kind": "demo"}, "switch": {"driver": "demo"}, "passthrough": {"enabled": True}}
+    )
+    appliance = build_appliance(config)
+    assert appliance.passthrough is not None and appliance.switch is not None
+    assert appliance.passthrough.select == appliance.switch.select
+    assert appliance.state()["passthrough"]["hotkey"] == "scrolllock scrolllock"
