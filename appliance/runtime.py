@@ -20,6 +20,7 @@ from hid.keymap import USAGE_TO_CODE
 
 if TYPE_CHECKING:
     from appliance.config import Config, StreamConfig
+    from appliance.passthrough import Passthrough
     from appliance.switch import PortSettings, SwitchController
     from appliance.targets import Target
     from appliance.targets.facets import PowerStatus
@@ -80,6 +81,8 @@ class Appliance:
     """Video viewers per streaming transport (WebRTC peers are counted by their service)."""
     switch: SwitchController | None = None
     """The rack's KVM switch (None: ``switch.driver = "none"``; its routes are not added)."""
+    passthrough: Passthrough | None = None
+    """Local keyboards and mice forwarded to the target (None: ``passthrough.enabled`` false)."""
     events: EventBus = field(init=False)
     # Long operations (typing, key chords, scripts): their progress goes out as ``job`` events.
     jobs: JobRunner = field(init=False)
@@ -124,6 +127,8 @@ class Appliance:
         await self.source.start(self.hub)
         if self.switch is not None:
             await self.switch.start()
+        if self.passthrough is not None:
+            await self.passthrough.start()
         self._trimmer = asyncio.create_task(memory.trim_periodically(), name="malloc-trim")
 
     def _power_changed(self, status: PowerStatus) -> None:
@@ -164,6 +169,8 @@ class Appliance:
                 await self._trimmer
             self._trimmer = None
         await self.jobs.close()
+        if self.passthrough is not None:
+            await self.passthrough.close()  # releases what local devices held
         if self.switch is not None:
             await self.switch.close()
         await self.hid.close()  # releases every key and button first
@@ -202,6 +209,11 @@ class Appliance:
             },
             "clients": self.clients,
             "switch": self.switch.status() if self.switch is not None else None,
+            "passthrough": (
+                self.passthrough.state()
+                if self.passthrough is not None
+                else {"enabled": False, "devices": []}
+            ),
         }
 
 
@@ -237,7 +249,29 @@ def build_appliance(config: Config) -> Appliance:
             publish=appliance.events.publish,
             on_active=appliance.port_selected,
         )
+    if config.passthrough.enabled:
+        appliance.passthrough = build_passthrough(appliance)
     return appliance
+
+
+def build_passthrough(appliance: Appliance) -> Passthrough:
+    """Local passthrough around the appliance's HID controller (evdev loads only here)."""
+    from appliance.passthrough import Passthrough, Settings
+    from hid.gadget import GadgetConfig as GadgetIds
+
+    cfg = appliance.config.passthrough
+    ids = GadgetIds()
+    return Passthrough(
+        settings=Settings(
+            patterns=cfg.devices, hotkey=cfg.hotkey, hotkey_timeout=cfg.hotkey_timeout
+        ),
+        hid=appliance.hid,
+        new_client=appliance.new_client,
+        select=appliance.switch.select if appliance.switch is not None else None,
+        on_change=appliance.events.state_changed,
+        # The appliance's own gadget, seen by a USB host port of the same board: never fed back.
+        own_ids=[(ids.vendor_id, ids.product_id)],
+    )
 
 
 def encoder_settings(stream: StreamConfig) -> EncoderSettings:

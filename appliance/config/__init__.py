@@ -8,8 +8,8 @@ names the dotted key and what is wrong with it.
 
 Layout: :mod:`.options` (declaring), :mod:`.checks` (value checks), :mod:`.walk` (validating),
 :mod:`.render` (``config defaults``), one module per group of sections (:mod:`.server`,
-:mod:`.target`, :mod:`.hid`, :mod:`.video`, :mod:`.power`), :mod:`.root` (``Config``) and
-:mod:`.files` (reading).
+:mod:`.target`, :mod:`.hid`, :mod:`.video`, :mod:`.power`, :mod:`.switch`,
+:mod:`.passthrough`), :mod:`.root` (``Config``) and :mod:`.files` (reading).
 
 Only the standard library is imported: ``ipkvm config check`` must start fast on a Pi Zero.
 """
@@ -28,6 +28,7 @@ from appliance.config.hid import (
     MouseMode,
     OtgConfig,
 )
+from appliance.config.passthrough import PassthroughConfig
 from appliance.config.power import AtxConfig, WolConfig
 from appliance.config.root import Config, build_config, defaults_toml, known_keys
 from appliance.config.server import DEFAULT_STATE_DIR, ProxyHeader, ServerConfig
@@ -56,6 +57,7 @@ __all__ = [
     "HidOutput",
     "MouseMode",
     "OtgConfig",
+    "PassthroughConfig",
     "PixelFormat",
     "PortConfig",
     "ProxyHeader",

@@ -12,6 +12,7 @@ from appliance.config import render
 from appliance.config.context import Context
 from appliance.config.errors import ConfigError
 from appliance.config.hid import GadgetConfig, HidConfig
+from appliance.config.passthrough import PassthroughConfig
 from appliance.config.power import AtxConfig, WolConfig
 from appliance.config.server import ServerConfig
 from appliance.config.switch import SwitchConfig
@@ -39,6 +40,7 @@ class Config:
     atx: AtxConfig
     wol: WolConfig
     switch: SwitchConfig
+    passthrough: PassthroughConfig
     path: Path | None = field(default=None, compare=False)
     """The file this came from (None: built-in defaults)."""
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
@@ -94,6 +96,8 @@ class Config:
             lines.append(f"ch9329     {self.hid.ch9329.port} @ {self.hid.ch9329.baud}")
         if self.switch.driver != "none":
             lines.append(f"switch     {self.switch.driver}")
+        if self.passthrough.enabled:
+            lines.append(f"passthrough {', '.join(self.passthrough.devices) or 'all'}")
         if s.tls:
             lines.append(f"tls        {s.cert} {s.key}")
         if s.trusted_proxies:
