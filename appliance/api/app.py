@@ -116,6 +116,7 @@ async def state(request: web.Request) -> web.Response:
                 "growth since the previous such request (0: none)",
             ),
         ),
+        errors={400: "tracemalloc is not an integer from 0 to 100"},
     )
 )
 async def runtime_counts(request: web.Request) -> web.Response:
