@@ -30,6 +30,7 @@ from typing import Any
 
 import serial
 
+from hid.fdwait import wait_writable
 from hid.output import HidOutput, OutputError, TargetOffline
 from hid.reports import ABS_MAX, Report, ReportKind
 
@@ -552,24 +553,10 @@ class Ch9329Output(HidOutput):
         self.stats.frames_sent += 1
 
     async def _writable(self, port: Any) -> None:
-        loop = asyncio.get_running_loop()
-        ready: asyncio.Future[None] = loop.create_future()
-
-        def wake() -> None:
-            if not ready.done():
-                ready.set_result(None)
-
-        loop.add_writer(port.fd, wake)
-        try:
-            async with asyncio.timeout(self.reply_timeout):
-                await ready
-        except TimeoutError:
+        if not await wait_writable(port.fd, self.reply_timeout):
             raise TargetOffline(
                 f"CH9329 serial port {self.port} does not accept data (flow control?)"
-            ) from None
-        finally:
-            with contextlib.suppress(Exception):
-                loop.remove_writer(port.fd)
+            )
 
     def _port_replaced(self, port: Any) -> bool:
         """True when the configured path is gone or now names a different device than ours."""

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from appliance.switch.driver import SwitchOffline, SwitchTimeout
 from appliance.switch.parse import ReplyScanner
+from hid.fdwait import wait_writable
 
 log = logging.getLogger(__name__)
 
@@ -148,22 +149,8 @@ class SerialLink(_Inbox):
             self.received(chunk)
 
     async def _writable(self, port: Any) -> None:
-        loop = asyncio.get_running_loop()
-        ready: asyncio.Future[None] = loop.create_future()
-
-        def wake() -> None:
-            if not ready.done():
-                ready.set_result(None)
-
-        loop.add_writer(port.fd, wake)
-        try:
-            async with asyncio.timeout(self.timeout):
-                await ready
-        except TimeoutError:
-            raise SwitchTimeout(f"switch serial port {self.path} does not take data") from None
-        finally:
-            with contextlib.suppress(Exception):
-                loop.remove_writer(port.fd)
+        if not await wait_writable(port.fd, self.timeout):
+            raise SwitchTimeout(f"switch serial port {self.path} does not take data")
 
     def _replaced(self, port: Any) -> bool:
         """The path is gone, or now names another device than the one we hold open."""
