@@ -63,3 +63,29 @@ async def test_hardware_target_without_power_has_no_power_route(tmp_path: Path) 
                 assert resp.status == 404
     finally:
         await runner.cleanup()
+
+
+def test_a_hardware_appliance_does_not_load_the_demo_machine(tmp_path: Path) -> None:
+    """The demo's menus and drawing are for the demo target only: building the app for a hardware
+    target (V4L2 + OTG) must not import them (start-up time and memory on a 512 MB board)."""
+    import subprocess
+    import sys
+
+    code = """
+import sys
+from appliance.api.app import create_app
+from appliance.auth import AuthStore
+from appliance.config import build_config
+from appliance.runtime import build_appliance
+config = build_config({"target": {"kind": "hardware"}, "server": {"state_dir": sys.argv[1]}})
+create_app(build_appliance(config), AuthStore(config.server.state_dir))
+print(sorted(m for m in sys.modules if m.startswith("appliance.targets.demo.")))
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "state")],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    assert out.strip() == "[]", out

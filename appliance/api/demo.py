@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aiohttp import web
 
 from appliance.api.httpjson import get_field, json_response, read_json
 from appliance.api.openapi import BOOLEAN, Operation, describe, enum, obj, ok
 from appliance.runtime import APPLIANCE
 from appliance.targets.demo import DemoPower, DemoTarget
-from appliance.targets.demo.machine import DemoMachine
+
+if TYPE_CHECKING:
+    # the machine's modules (menus, drawing) load only with the demo target, not on hardware
+    from appliance.targets.demo.machine import DemoMachine
 
 routes = web.RouteTableDef()
 _STATE = ok(
