@@ -98,12 +98,16 @@ async def server(tmp_path: Path) -> AsyncIterator[Server]:
         await runner.cleanup()
 
 
-async def hid_until(
-    hid: object, condition: Callable[[], bool], what: str, timeout: float = 5.0
+async def until(
+    subscribe: Callable[[Callable[[object], None]], Callable[[], None]],
+    condition: Callable[[], bool],
+    what: str,
+    timeout: float = 5.0,
 ) -> None:
-    """Wait until *condition* holds, re-checking whenever the HID controller reports a change."""
+    """Wait until *condition* holds, re-checked whenever *subscribe*'s source reports a change
+    (it takes a callback and returns the unsubscribe function); fails the test after *timeout*."""
     changed = asyncio.Event()
-    unsubscribe = hid.subscribe(lambda _what: changed.set())  # type: ignore[attr-defined]
+    unsubscribe = subscribe(lambda _what: changed.set())
     try:
         async with asyncio.timeout(timeout):
             while not condition():
@@ -113,6 +117,13 @@ async def hid_until(
         pytest.fail(f"timed out waiting for {what}")
     finally:
         unsubscribe()
+
+
+async def hid_until(
+    hid: object, condition: Callable[[], bool], what: str, timeout: float = 5.0
+) -> None:
+    """Wait until *condition* holds, re-checking whenever the HID controller reports a change."""
+    await until(hid.subscribe, condition, what, timeout)  # type: ignore[attr-defined]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

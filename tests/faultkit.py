@@ -7,7 +7,6 @@ appliance's own events (no sleeps where an event can be awaited).
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import os
 import socket
@@ -16,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import pytest
+from tests.conftest import until
 
 MEASURED: dict[str, float] = {}
 """Figures measured by the fault tests this run (row → seconds); printed with ``-s``."""
@@ -54,17 +53,7 @@ async def events_until(
 ) -> None:
     """Wait until *condition* holds, re-checked on every event the appliance publishes (state
     changes, job progress); fails the test after *timeout*."""
-    changed = asyncio.Event()
-    remove = appliance.events.add(lambda _event: changed.set())
-    try:
-        async with asyncio.timeout(timeout):
-            while not condition():
-                await changed.wait()
-                changed.clear()
-    except TimeoutError:
-        pytest.fail(f"timed out waiting for {what}")
-    finally:
-        remove()
+    await until(appliance.events.add, condition, what, timeout)
 
 
 def raw_request(
