@@ -56,6 +56,9 @@ def recipe_hash() -> str:
     return h.hexdigest()[:16]
 
 
+CACHE_KEEP = 3  # image recipes kept in the cache
+
+
 def cached_image(rebuild: bool) -> Path:
     if given := os.environ.get("IPKVM_SYSTEST_IMAGE"):  # recipe development: a built OUTDIR
         return Path(given)
@@ -69,6 +72,7 @@ def cached_image(rebuild: bool) -> Path:
             shutil.rmtree(target)
         if all((target / a).exists() for a in ARTEFACTS):
             log(f"cached image {target}")
+            os.utime(target)  # most recently used: the last to be pruned
             return target
         log(f"building the qemu-x86_64 image into {target} (recipe {key}) ...")
         started = time.monotonic()
@@ -79,9 +83,12 @@ def cached_image(rebuild: bool) -> Path:
             raise SystemExit(f"system-test: image build failed (exit {proc.returncode})")
         tmp.rename(target)
         log(f"image built in {time.monotonic() - started:.0f} s")
-        for old in base.iterdir():  # keep the cache from growing without bound
-            if old.is_dir() and old.name != key and not old.name.startswith("."):
-                shutil.rmtree(old, ignore_errors=True)
+        # Keep the cache bounded (~1 GB an entry) but not to one entry: branches with different
+        # recipes (several worktrees on one host) would otherwise rebuild each other's away.
+        entries = [d for d in base.iterdir() if d.is_dir() and not d.name.startswith(".")]
+        entries.sort(key=lambda d: d.stat().st_mtime, reverse=True)
+        for old in entries[CACHE_KEEP:]:
+            shutil.rmtree(old, ignore_errors=True)
     return target
 
 
@@ -122,10 +129,14 @@ def host_dns(out: Path) -> None:
     (out / "host-dns.json").write_text(json.dumps({"name": DNS_PROBE, "addresses": addresses}))
 
 
-def run_vm(image: Path, run: Path, timeout: float) -> tuple[int | None, float]:
+def run_vm(
+    image: Path, run: Path, timeout: float, only: list[str] | None = None
+) -> tuple[int | None, float]:
     out = run / "out"
     out.mkdir()
     os.chmod(out, 0o777)
+    if only:
+        (out / "only").write_text("\n".join(only) + "\n")
     data = run / "data.img"
     shutil.copyfile(image / "data.img", data)
     os.truncate(data, DATA_DISK_MB * 1048576)  # ipkvm-growdata grows /data to this at first boot
@@ -222,11 +233,20 @@ def main() -> int:
     )
     parser.add_argument("--keep", type=Path, help="directory for the run's logs (default: temp)")
     parser.add_argument("--rebuild", action="store_true", help="rebuild the cached image")
+    parser.add_argument(
+        "--only",
+        action="append",
+        metavar="WORD",
+        help="run only the guest files whose name contains WORD (repeatable; guest_05 always runs)",
+    )
     args = parser.parse_args()
     image = cached_image(args.rebuild)
     run = args.keep or Path(tempfile.mkdtemp(prefix="ipkvm-systest-"))
     run.mkdir(parents=True, exist_ok=True)
-    code, took = run_vm(image, run, args.timeout)
+    # One VM at a time per host: two TCG guests on a 2-core host slow each other past their limits.
+    with open(Path(tempfile.gettempdir()) / "ipkvm-systest-vm.lock", "w") as vm_lock:
+        fcntl.flock(vm_lock, fcntl.LOCK_EX)
+        code, took = run_vm(image, run, args.timeout, args.only)
     status = report(run, took)
     if status == 0 and args.keep is None:
         shutil.rmtree(run, ignore_errors=True)
