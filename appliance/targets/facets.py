@@ -10,7 +10,9 @@ media) plug in here as real backends of these interfaces.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Protocol
 
 from appliance.atx.status import (
     LEDS,
@@ -27,6 +29,8 @@ __all__ = [
     "ActionRefused",
     "FacetUnavailable",
     "MediaFacet",
+    "MediaKind",
+    "MediaSpec",
     "NullMedia",
     "NullPower",
     "PowerAction",
@@ -67,13 +71,40 @@ class PowerFacet(Protocol):
     async def close(self) -> None: ...
 
 
+MediaKind = Literal["cdrom", "flash"]
+
+
+@dataclass(frozen=True)
+class MediaSpec:
+    """What to put in the target's drive: one block device or image file, already on the appliance.
+
+    Why a path and not a name or URL: the media store resolves names (its image directory) and
+    URLs (a finished download, or a block device served by a network block engine for streaming)
+    to something the kernel or a hypervisor can open, so every backend takes the same thing.
+    """
+
+    path: Path
+    kind: MediaKind
+    read_only: bool  # always True for a CD-ROM
+    label: str  # what the API and console show: the image's name or the URL
+
+
 class MediaFacet(Protocol):
     """Virtual media: an image the target sees as a USB CD-ROM or flash drive."""
 
     @property
     def available(self) -> bool: ...
 
-    def status(self) -> dict[str, object]: ...
+    def status(self) -> dict[str, object]:
+        """At least ``available``, ``inserted`` and, when inserted, ``label``, ``kind`` and
+        ``read_only``."""
+
+    async def insert(self, spec: MediaSpec) -> None:
+        """Put ``spec`` in the drive (replacing nothing: ActionRefused when one is inserted);
+        FacetUnavailable when the target has no virtual media."""
+
+    async def eject(self) -> None:
+        """Empty the drive (no-op when empty)."""
 
 
 class NullPower:
@@ -113,4 +144,10 @@ class NullMedia:
         self.reason = reason
 
     def status(self) -> dict[str, object]:
-        return {"available": False, "reason": self.reason}
+        return {"available": False, "inserted": False, "reason": self.reason}
+
+    async def insert(self, spec: MediaSpec) -> None:
+        raise FacetUnavailable(self.reason)
+
+    async def eject(self) -> None:
+        pass
