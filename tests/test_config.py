@@ -83,7 +83,7 @@ def test_file_values_and_paths(tmp_path: Path) -> None:
         ("[video]\nfps = true\n", "video.fps", "must be an integer"),
         ('[video]\nformat = "H264"\n', "video.format", "must be one of 'MJPG', 'YUYV'"),
         ("[stream]\njpeg_quality = 0\n", "stream.jpeg_quality", "0 out of range (1..100)"),
-        ('[target]\nkind = "qemu"\n', "target.kind", "must be one of 'demo', 'hardware'"),
+        ('[target]\nkind = "vmware"\n', "target.kind", "must be one of 'demo', 'hardware', 'qemu'"),
         ("[server]\ntls = 1\n", "server.tls", "must be true or false"),
         ("[server]\nsession_ttl_hours = 0\n", "server.session_ttl_hours", "out of range"),
         ('[gadget]\nname = "../x"\n', "gadget.name", "must be a simple name"),

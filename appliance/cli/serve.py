@@ -15,7 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--listen", metavar="HOST:PORT", help="address to listen on")
     parser.add_argument("--state-dir", type=Path, help="where passwords, tokens and keys live")
-    parser.add_argument("--target", choices=("demo", "hardware"), help="what to control")
+    parser.add_argument("--target", choices=("demo", "hardware", "qemu"), help="what to control")
     tls = parser.add_mutually_exclusive_group()
     tls.add_argument("--tls", dest="tls", action="store_true", default=None, help="serve HTTPS")
     tls.add_argument("--no-tls", dest="tls", action="store_false", help="serve plain HTTP")

@@ -30,6 +30,7 @@ from appliance.config.hid import (
 )
 from appliance.config.passthrough import PassthroughConfig
 from appliance.config.power import AtxConfig, WolConfig
+from appliance.config.qemu import QemuConfig
 from appliance.config.root import Config, build_config, defaults_toml, known_keys
 from appliance.config.server import DEFAULT_STATE_DIR, ProxyHeader, ServerConfig
 from appliance.config.switch import PortConfig, SwitchConfig, SwitchDriverName
@@ -62,6 +63,7 @@ __all__ = [
     "PortConfig",
     "ProxyHeader",
     "ProxyNetwork",
+    "QemuConfig",
     "ServerConfig",
     "StreamConfig",
     "SwitchConfig",

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, NamedTuple
 
-TargetKind = Literal["demo", "hardware"]
+TargetKind = Literal["demo", "hardware", "qemu"]
 """The closed set of ``target.kind`` (declared here, where derived options read it, so that
 ``target.py`` → ``options.py`` → ``context.py`` stays free of cycles)."""
 

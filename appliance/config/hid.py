@@ -14,12 +14,14 @@ from appliance.config import checks
 from appliance.config.context import Context
 from appliance.config.options import option
 
-HidOutput = Literal["demo", "otg", "ch9329"]
+HidOutput = Literal["demo", "otg", "ch9329", "qemu"]
 MouseMode = Literal["absolute", "relative"]
 
 
 def _output_for(context: Context) -> HidOutput:
     """For "auto": the demo target has a simulated keyboard; hardware is driven as a USB gadget."""
+    if context.target == "qemu":
+        return "qemu"
     return "demo" if context.target == "demo" else "otg"
 
 
@@ -41,7 +43,7 @@ class Ch9329Config:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HidConfig:
     output: HidOutput = option(
-        "auto", derive=_output_for, doc="auto: demo for the demo target, otg for hardware"
+        "auto", derive=_output_for, doc="auto: demo, qemu or otg following target.kind"
     )
     """Resolved: the file may say "auto", the loaded value never does."""
     layout: str = option(

@@ -14,6 +14,7 @@ from appliance.config.errors import ConfigError
 from appliance.config.hid import GadgetConfig, HidConfig
 from appliance.config.passthrough import PassthroughConfig
 from appliance.config.power import AtxConfig, WolConfig
+from appliance.config.qemu import QemuConfig
 from appliance.config.server import ServerConfig
 from appliance.config.switch import SwitchConfig
 from appliance.config.target import DemoConfig, TargetConfig
@@ -37,6 +38,7 @@ class Config:
     stream: StreamConfig
     webrtc: WebRtcConfig
     demo: DemoConfig
+    qemu: QemuConfig
     atx: AtxConfig
     wol: WolConfig
     switch: SwitchConfig
@@ -94,6 +96,10 @@ class Config:
             lines.append(f"hidg       {o.keyboard} {o.mouse} {o.mouse_rel}")
         elif self.hid.output == "ch9329":
             lines.append(f"ch9329     {self.hid.ch9329.port} @ {self.hid.ch9329.baud}")
+        if self.target.kind == "qemu":
+            q = self.qemu
+            where = " ".join(q.attach) if q.attach else f"{q.binary} -machine {q.machine}"
+            lines.append(f"qemu       {where} ({q.display})")
         if self.switch.driver != "none":
             lines.append(f"switch     {self.switch.driver}")
         if self.passthrough.enabled:

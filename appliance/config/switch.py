@@ -19,7 +19,7 @@ from appliance.config.errors import ConfigError
 from appliance.config.options import option
 
 SwitchDriverName = Literal[
-    "none", "demo", "tesmart", "ezcoo", "xh-hk4401", "extron", "pway", "hotkey"
+    "none", "demo", "qemu", "tesmart", "ezcoo", "xh-hk4401", "extron", "pway", "hotkey"
 ]
 EzcooCommands = Literal["set", "ezs"]
 MAX_PORTS = 16

@@ -14,7 +14,7 @@ from appliance.config.options import option
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TargetConfig:
-    kind: TargetKind = option("demo", doc="demo (simulated) or hardware")
+    kind: TargetKind = option("demo", doc="demo (simulated), hardware, or qemu (guests, [qemu])")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

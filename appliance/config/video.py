@@ -14,21 +14,24 @@ from appliance.config import checks
 from appliance.config.context import Context
 from appliance.config.options import option
 
-VideoSource = Literal["demo", "v4l2"]
+VideoSource = Literal["demo", "v4l2", "qemu"]
 PixelFormat = Literal["MJPG", "YUYV"]
 H264Codec = Literal["libx264", "h264_v4l2m2m", "auto"]
 """Here "auto" is passed on: the encoder tries the hardware codec first (not resolved here)."""
 
 
 def _source_for(context: Context) -> VideoSource:
-    """For "auto": the demo target draws its own screen; hardware is captured through V4L2."""
+    """For "auto": the demo target draws its own screen, a QEMU guest's display is read from
+    QEMU; hardware is captured through V4L2."""
+    if context.target == "qemu":
+        return "qemu"
     return "demo" if context.target == "demo" else "v4l2"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class VideoConfig:
     source: VideoSource = option(
-        "auto", derive=_source_for, doc="auto: demo for the demo target, v4l2 for hardware"
+        "auto", derive=_source_for, doc="auto: demo, qemu or v4l2 following target.kind"
     )
     """Resolved: the file may say "auto", the loaded value never does."""
     device: Path = option(Path("/dev/video0"), doc="V4L2 capture device")

@@ -7,7 +7,7 @@
 - :mod:`.ports` — the ports' names and settings (config defaults + saved changes);
 - drivers: :mod:`.wired` (any serial/TCP model over :mod:`.link`: :mod:`.tesmart`, :mod:`.ezcoo`,
   :mod:`.xh`, :mod:`.extron`, :mod:`.pway`), :mod:`.hotkey` (key sequences through the HID path)
-  and :mod:`.demo` (the demo target's rack).
+  :mod:`.demo` (the demo target's rack) and :mod:`.qemu` (the QEMU target's guests).
 
 :data:`DRIVERS` maps ``switch.driver`` to a builder; builders import their modules lazily (a
 hotkey appliance never loads pyserial). docs/switch.md documents each model.
@@ -121,8 +121,18 @@ def _demo(config: Config, needs: Needs) -> SwitchDriver:
     return DemoSwitch(rack)
 
 
+def _qemu(config: Config, needs: Needs) -> SwitchDriver:
+    from appliance.switch.qemu import QemuSwitch
+
+    rack = getattr(needs.target, "rack", None)
+    if needs.target.kind != "qemu" or rack is None:
+        raise ValueError('switch.driver "qemu" needs the qemu target (target.kind = "qemu")')
+    return QemuSwitch(rack)
+
+
 DRIVERS: dict[str, Callable[[Config, Needs], SwitchDriver]] = {
     "demo": _demo,
+    "qemu": _qemu,
     "tesmart": _tesmart,
     "ezcoo": _ezcoo,
     "xh-hk4401": _xh,

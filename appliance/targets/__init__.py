@@ -2,7 +2,7 @@
 
 A :class:`Target` has video (required), HID, power and media facets; a facet a kind lacks is a
 null backend (:mod:`appliance.targets.facets`), never a ``None`` to check. Each kind lives in its
-own module or subpackage (``demo/``, ``hardware.py``, later ``qemu/``) and exposes one
+own module or subpackage (``demo/``, ``hardware.py``, ``qemu/``) and exposes one
 ``build(config) -> Target``; :func:`build_target` picks it from :data:`KINDS` by
 ``target.kind``, importing only the chosen kind (the hardware kind never loads the demo's
 drawing code, and the demo never opens a serial port).
@@ -19,7 +19,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from appliance.targets.facets import MediaFacet, NullMedia, NullPower, PowerFacet
 
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 KINDS: dict[str, str] = {
     "demo": "appliance.targets.demo",
     "hardware": "appliance.targets.hardware",
+    "qemu": "appliance.targets.qemu",
 }
 
 
@@ -98,14 +99,21 @@ def _ch9329_hid(config: Config, machine: MachineFn) -> HidOutput:
     return Ch9329Output(config.hid.ch9329.port, baud=config.hid.ch9329.baud)
 
 
+def _qemu_only(config: Config, machine: MachineFn) -> Any:
+    """The QEMU display and input need the guests, which only the qemu kind has."""
+    raise ValueError('video.source / hid.output "qemu" needs target.kind = "qemu"')
+
+
 VIDEO_SOURCES: dict[str, Callable[[Config, MachineFn], VideoSource]] = {
     "demo": _demo_video,
     "v4l2": _v4l2_video,
+    "qemu": _qemu_only,
 }
 HID_OUTPUTS: dict[str, Callable[[Config, MachineFn], HidOutput]] = {
     "demo": _demo_hid,
     "otg": _otg_hid,
     "ch9329": _ch9329_hid,
+    "qemu": _qemu_only,
 }
 
 
