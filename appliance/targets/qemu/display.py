@@ -8,9 +8,13 @@ picture stays), ``no_device`` while QEMU cannot be reached.
 Two readers, measured by ``bench/qemu_display.py`` (docs/qemu.md has the table):
 
 - ``vnc``: QEMU's VNC server pushes changed rectangles (:mod:`.vnc`); a frame is published per
-  update, at most ``fps`` times a second, and the same picture again once a second while the
+  update, at most ``fps`` times a second, and the latest picture again once a second while the
   screen is still (so the hub's fps shows a live source, at no encoding cost: the hub sees the
-  same array and marks nothing changed).
+  same array and marks nothing changed). QEMU slows its VNC refresh while the screen is still
+  (30 ms, +50 ms per idle refresh, up to 3 s), so the first change after a pause would show up
+  to 3 s late; therefore, for :data:`BURST` seconds after input reached the guest, frames are
+  also taken with ``screendump`` at ``fps``: typing sees screendump's latency, a still screen
+  costs what VNC costs (nothing).
 - ``screendump``: QMP ``screendump`` to a PPM file in a private directory, read back with
   OpenCV, ``fps`` times a second whether or not anything changed.
 """
@@ -40,6 +44,7 @@ log = logging.getLogger(__name__)
 
 DisplayMode = Literal["vnc", "screendump"]
 KEEPALIVE = 1.0  # seconds between re-publishing a still picture
+BURST = 1.0  # seconds after input during which the VNC path also polls screendump
 _fdnames = itertools.count(1)
 
 
@@ -58,7 +63,14 @@ class QemuSource(VideoSource):
         self.sessions = 0  # display sessions opened (tests, statistics)
         self._task: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
+        self._input = asyncio.Event()
+        self._last_input = 0.0
         self._unsubscribe = rack.on_change(self._changed.set)
+        self._unsubscribe_input = rack.on_input(self._input_sent)
+
+    def _input_sent(self) -> None:
+        self._last_input = time.monotonic()
+        self._input.set()
 
     async def start(self, hub: FrameHub) -> None:
         if self._task is not None:
@@ -68,6 +80,7 @@ class QemuSource(VideoSource):
 
     async def close(self) -> None:
         self._unsubscribe()
+        self._unsubscribe_input()
         if self._task is None:
             return
         self._task.cancel()
@@ -150,7 +163,12 @@ class QemuSource(VideoSource):
             client = RfbClient(reader, writer, on_leds=guest.set_leds)
             async with asyncio.timeout(guest.timeout):
                 await client.handshake()
-            await self._vnc_frames(hub, guest, client)
+            burst = asyncio.create_task(self._bursts(hub, guest))
+            try:
+                await self._vnc_frames(hub, guest, client)
+            finally:
+                burst.cancel()
+                await asyncio.gather(burst, return_exceptions=True)
         except (RfbError, asyncio.IncompleteReadError, ConnectionError, TimeoutError) as exc:
             raise GuestOffline(f"VNC display of {guest.name}: {exc}") from None
         finally:
@@ -168,8 +186,8 @@ class QemuSource(VideoSource):
                 async with asyncio.timeout(KEEPALIVE):
                     changed = await client.update()
             except TimeoutError:
-                if image is not None:
-                    self._publish(hub, guest, image)  # the same array: costs nothing downstream
+                if hub.latest is not None:  # the same array: costs nothing downstream
+                    self._publish(hub, guest, hub.latest.image)
                 continue  # the request is still pending: QEMU answers when something changes
             if changed or image is None:
                 assert client.framebuffer is not None
@@ -179,15 +197,24 @@ class QemuSource(VideoSource):
             client.request()
             await client.writer.drain()
 
+    async def _bursts(self, hub: FrameHub, guest: QemuGuest) -> None:
+        """Poll screendump for BURST seconds after each input (see the module's docstring)."""
+        while True:
+            self._input.clear()
+            await self._input.wait()
+            await self._screendump(hub, guest, until_idle=True)
+
     # ------------------------------------------------------------------ screendump
-    async def _screendump(self, hub: FrameHub, guest: QemuGuest) -> None:
+    async def _screendump(self, hub: FrameHub, guest: QemuGuest, until_idle: bool = False) -> None:
+        """Publish screendumps at fps; with *until_idle*, only until BURST s after the last
+        input."""
         loop = asyncio.get_running_loop()
         self.work_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        path = self.work_dir / f"{guest.name}-screen.ppm"
+        path = self.work_dir / f"{guest.name}-screen{'-burst' if until_idle else ''}.ppm"
         interval = 1.0 / self.fps
         deadline = loop.time()
         try:
-            while True:
+            while not until_idle or time.monotonic() - self._last_input < BURST:
                 try:
                     await guest.execute("screendump", {"filename": str(path)})
                 except QmpCommandError as exc:

@@ -73,3 +73,4 @@ class QemuOutput(HidOutput):
                 raise TargetOffline(str(exc)) from None
             except QmpCommandError as exc:
                 raise OutputError(str(exc)) from None
+            self.rack.input_sent()

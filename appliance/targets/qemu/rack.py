@@ -22,6 +22,7 @@ class QemuRack:
         self._select_listeners: list[Callable[[], None]] = []
         self._change_listeners: list[Callable[[], None]] = []
         self._led_listeners: list[Callable[[int], None]] = []
+        self._input_listeners: list[Callable[[], None]] = []
         for guest in self.guests:
             guest.on_change(self._guest_changed(guest))
             guest.on_leds(self._guest_leds(guest))
@@ -58,6 +59,15 @@ class QemuRack:
     def on_leds(self, callback: Callable[[int], None]) -> Callable[[], None]:
         """The active guest's keyboard LEDs (HID bits)."""
         return _subscribe(self._led_listeners, callback)
+
+    def on_input(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call *callback()* after input reached the active guest (the display then looks
+        harder for the change it causes)."""
+        return _subscribe(self._input_listeners, callback)
+
+    def input_sent(self) -> None:
+        for callback in list(self._input_listeners):
+            callback()
 
     async def start(self) -> None:
         for guest in self.guests:
