@@ -14,9 +14,18 @@ $(STAMP): pyproject.toml scripts/bootstrap-venv
 	@PYTHON=$(PYTHON) VENV=$(VENV) sh scripts/bootstrap-venv
 	@touch $(STAMP)
 
+# make demo TARGET=qemu: two SeaBIOS guests under QEMU behind the qemu switch (docs/qemu.md).
+TARGET ?= demo
+ifeq ($(TARGET),qemu)
+DEMO_CONFIG := scripts/demo-qemu.toml
+endif
+
 demo: $(STAMP)
 	@sh scripts/system-deps --demo
-	$(PY) -m appliance serve --target demo --listen $(LISTEN) --state-dir $(STATE) \
+	@if [ "$(TARGET)" = qemu ] && ! command -v qemu-system-x86_64 >/dev/null 2>&1; then \
+		echo "make demo TARGET=qemu needs qemu-system-x86_64:" \
+			"sudo apt-get install qemu-system-x86 seabios" >&2; exit 1; fi
+	$(PY) -m appliance serve --target $(TARGET) --listen $(LISTEN) --state-dir $(STATE) \
 		$(if $(DEMO_CONFIG),--config $(DEMO_CONFIG))
 
 test: $(STAMP) system-deps lint

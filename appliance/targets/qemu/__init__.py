@@ -30,8 +30,9 @@ PACKAGE = "qemu-system-x86"
 """The Debian package with qemu-system-x86_64 (named in the error when it is missing)."""
 
 
-class QemuMissing(ValueError):
-    """The configured QEMU binary is not installed."""
+class QemuMissing(FileNotFoundError):
+    """The configured QEMU binary is not installed (an OSError: ``ipkvm serve`` prints it as
+    one line and exits non-zero)."""
 
 
 @dataclass
