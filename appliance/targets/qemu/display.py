@@ -139,9 +139,12 @@ class QemuSource(VideoSource):
     async def _session(self, hub: FrameHub, guest: QemuGuest) -> None:
         self.sessions += 1
         if self.mode == "vnc":
-            await self._vnc(hub, guest)
-        else:
-            await self._screendump(hub, guest)
+            try:
+                await self._vnc(hub, guest)
+                return
+            except QmpCommandError as exc:  # an attached QEMU without a VNC server
+                log.warning("%s: no VNC display (%s); polling screendump instead", guest.name, exc)
+        await self._screendump(hub, guest)
 
     # ------------------------------------------------------------------ VNC
     async def _vnc(self, hub: FrameHub, guest: QemuGuest) -> None:

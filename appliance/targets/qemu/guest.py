@@ -92,6 +92,11 @@ class QemuGuest:
     def connected(self) -> bool:
         return self._client is not None
 
+    @property
+    def life(self) -> tuple[str, int]:
+        """Names this QEMU process: what a guest held (a medium, pressed keys) dies with it."""
+        return (self.name, self.launches)
+
     def on_change(self, callback: Callable[[], None]) -> Callable[[], None]:
         """Call *callback()* whenever :attr:`status` or :attr:`message` changes."""
         return _subscribe(self._listeners, callback)
@@ -193,7 +198,8 @@ class QemuGuest:
                 await asyncio.sleep(1.0)
                 continue
             if self._want_off:
-                self._set("off", "QEMU is not running (power is off)")
+                if self.status != "failed":  # a failure keeps its message until power-on
+                    self._set("off", "QEMU is not running (power is off)")
                 self._wake.clear()
                 await self._wake.wait()
                 continue

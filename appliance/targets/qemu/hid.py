@@ -28,12 +28,17 @@ class QemuOutput(HidOutput):
     def __init__(self, rack: QemuRack) -> None:
         super().__init__()
         self.rack = rack
-        self._decoders: dict[str, InputDecoder] = {}
+        self._decoders: dict[tuple[str, int], InputDecoder] = {}
+        """By guest *life*: a relaunched QEMU holds no keys."""
         self._lock = asyncio.Lock()
         self._unsubscribe: list[Callable[[], None]] = []
 
     def decoder(self, guest: QemuGuest) -> InputDecoder:
-        return self._decoders.setdefault(guest.name, InputDecoder())
+        decoder = self._decoders.get(guest.life)
+        if decoder is None:
+            self._decoders = {k: v for k, v in self._decoders.items() if k[0] != guest.name}
+            decoder = self._decoders[guest.life] = InputDecoder()
+        return decoder
 
     async def open(self) -> None:
         if not self._unsubscribe:

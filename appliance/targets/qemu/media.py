@@ -20,10 +20,11 @@ class QemuMedia:
     def __init__(self, rack: QemuRack, device: str = CDROM_ID) -> None:
         self.rack = rack
         self.device = device
-        self._inserted: dict[str, MediaSpec] = {}
+        self._inserted: dict[tuple[str, int], MediaSpec] = {}
+        """By guest *life*: a relaunched QEMU starts with an empty drive."""
 
     def status(self) -> dict[str, object]:
-        spec = self._inserted.get(self.rack.guest.name)
+        spec = self._inserted.get(self.rack.guest.life)
         found: dict[str, object] = {"available": True, "inserted": spec is not None}
         if spec is not None:
             found.update(label=spec.label, kind=spec.kind, read_only=spec.read_only)
@@ -33,8 +34,8 @@ class QemuMedia:
         guest = self.rack.guest
         if spec.kind != "cdrom":
             raise ActionRefused("a QEMU guest's virtual media is a CD-ROM: insert an ISO image")
-        if guest.name in self._inserted:
-            raise ActionRefused(f"{self._inserted[guest.name].label} is inserted: eject it first")
+        if guest.life in self._inserted:
+            raise ActionRefused(f"{self._inserted[guest.life].label} is inserted: eject it first")
         try:
             await guest.execute(
                 "blockdev-change-medium",
@@ -49,11 +50,12 @@ class QemuMedia:
             raise FacetUnavailable(str(exc)) from None
         except QmpCommandError as exc:
             raise ActionRefused(str(exc)) from None
-        self._inserted[guest.name] = spec
+        self._inserted = {k: v for k, v in self._inserted.items() if k[0] != guest.name}
+        self._inserted[guest.life] = spec
 
     async def eject(self) -> None:
         guest = self.rack.guest
-        if guest.name not in self._inserted:
+        if guest.life not in self._inserted:
             return
         try:
             await guest.execute("eject", {"id": self.device, "force": True})
@@ -61,4 +63,4 @@ class QemuMedia:
             raise FacetUnavailable(str(exc)) from None
         except QmpCommandError as exc:
             raise ActionRefused(str(exc)) from None
-        del self._inserted[guest.name]
+        del self._inserted[guest.life]
