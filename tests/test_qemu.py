@@ -22,6 +22,7 @@ from appliance.targets.qemu import QemuTarget
 from appliance.targets.qemu.command import guest_argv
 from appliance.targets.qemu.guest import QemuGuest
 from appliance.targets.qemu.input import InputDecoder, key_event
+from hid.controller import Device
 from hid.reports import abs_mouse_report, keyboard_report, rel_mouse_report
 from tests.conftest import Server, start_server, until
 from tests.qemu_images import echo_disk, echo_iso, tools_missing
@@ -151,6 +152,13 @@ async def test_boot_menu_through_hid_and_power_cycle(tmp_path: Path) -> None:
                 async with http.post("/api/hid/key", json={"code": "Escape", "down": down}) as r:
                     assert r.status == 200
             await wait_for_text(hub, "Select boot device", timeout=20)
+            # the pointer too: QEMU takes tablet moves, a click and the wheel without complaint
+            # (failures before the guest was up, while the controller released all, are not it)
+            failed = srv.appliance.hid.devices[Device.MOUSE].failed
+            body = {"x": 0.5, "y": 0.25, "button": "left", "wheel": -2}
+            async with http.post("/api/hid/mouse", json=body) as r:
+                assert r.status == 200
+            assert srv.appliance.hid.devices[Device.MOUSE].failed == failed
 
             g = guest(srv)
             await power(http, "off_hard")

@@ -72,10 +72,11 @@ class QemuOutput(HidOutput):
                 return
             try:
                 await guest.execute("input-send-event", {"events": events})
-            except GuestOffline as exc:
-                # not delivered: the decoder must not believe the guest saw it
+            except (GuestOffline, QmpCommandError) as exc:
+                # not delivered: the decoder must not believe the guest saw it (the controller
+                # retries the report, which must then produce the same events again)
                 decoder.modifiers, decoder.keys, decoder.buttons, decoder.abs_pos = before
-                raise TargetOffline(str(exc)) from None
-            except QmpCommandError as exc:
+                if isinstance(exc, GuestOffline):
+                    raise TargetOffline(str(exc)) from None
                 raise OutputError(str(exc)) from None
             self.rack.input_sent()
