@@ -286,6 +286,44 @@ async def cd_inserted(g: QemuGuest) -> bool:
     return "inserted" in next(b for b in blocks if b.get("qdev") == "cdrom0")
 
 
+@needs_qemu
+@needs_tools
+async def test_attached_guest(tmp_path: Path) -> None:
+    """A guest someone else runs, reached through its QMP socket: typing arrives, the picture
+    comes over VNC, a hard off holds it (``stop``) and "on" boots it again from the start."""
+    disk = echo_disk(tmp_path / "img", "ECHO attached")
+    sock, serial = tmp_path / "vm.qmp", tmp_path / "serial.log"
+    from appliance.config import build_config
+
+    argv = guest_argv(build_config({"qemu": {"memory": 32, "accel": "tcg"}}).qemu, "vm")
+    argv += ["-drive", f"file={disk},if=ide,index=0,format=raw", "-serial", f"file:{serial}"]
+    argv += ["-qmp", f"unix:{sock},server=on,wait=off"]
+    proc = await asyncio.create_subprocess_exec(*argv, stderr=asyncio.subprocess.DEVNULL)
+    try:
+        await serial_until(serial, "ECHO attached\r\n")
+        srv, runner = await start_server(tmp_path, BASE + f'attach = ["{sock}"]\n')
+        try:
+            hub = srv.appliance.hub
+            await until(hub.subscribe, lambda: hub.signal.status == "ok", "the picture")
+            async with aiohttp.ClientSession(base_url=srv.url, headers=srv.basic()) as http:
+                await type_text(http, "hi")
+                await serial_until(serial, "ECHO attached\r\nhi")
+                await power(http, "off_hard")
+                await power_state(http, "off")
+                await until(hub.subscribe, lambda: hub.signal.status == "target_off", "off")
+                assert srv.appliance.hid.online is False  # the console says why keys wait
+                await power(http, "on")
+                await power_state(http, "on")
+                log = await serial_until(serial, "hiECHO attached\r\n")
+                assert log.count("ECHO attached") == 2
+            assert proc.returncode is None  # attached: the appliance never ends someone's QEMU
+        finally:
+            await runner.cleanup()
+    finally:
+        proc.kill()
+        await proc.wait()
+
+
 def test_command_line_per_guest(tmp_path: Path) -> None:
     from appliance.config import build_config
 
