@@ -2,7 +2,9 @@
 
 The boot sector clears the screen, prints a banner on the screen and on COM1, then echoes every
 key it reads with BIOS int 16h to both (int 10h teletype, int 14h serial): what the guest
-received, in order, can be read back exactly from the serial log.
+received, in order, can be read back exactly from the serial log. A ``#`` switches the screen
+from 80x25 text (720x400) to 320x200 graphics (mode 13h, which QEMU's VGA shows as 640x400):
+a resolution change on demand.
 """
 
 from __future__ import annotations
@@ -34,7 +36,13 @@ _start:
     jmp 1b
 2:  xor %ah, %ah            # wait for a key: AL = its character
     int $0x16
-    call putc
+    cmp $0x23, %al          # '#': switch to mode 13h graphics, echo it there
+    jne 3f
+    push %ax
+    mov $0x0013, %ax
+    int $0x10
+    pop %ax
+3:  call putc
     jmp 2b
 putc:
     push %ax

@@ -181,8 +181,8 @@ async def test_boot_menu_through_hid_and_power_cycle(tmp_path: Path) -> None:
 @needs_ocr
 async def test_typing_in_order_on_two_guests_behind_the_switch(tmp_path: Path) -> None:
     """Two guests echo what they read with int 16h: text typed through the API arrives exactly
-    and in order, on the guest of the selected switch port only; the video follows the switch;
-    the guest's keyboard LEDs come back."""
+    and in order, on the guest of the selected switch port only; the video follows the switch
+    and each guest's resolution; the guest's keyboard LEDs come back."""
     for name in ("guest1", "guest2"):
         disk = echo_disk(tmp_path / name, f"ECHO {name}")
         disk.rename(tmp_path / f"echo-{name}.img")
@@ -201,10 +201,14 @@ async def test_typing_in_order_on_two_guests_behind_the_switch(tmp_path: Path) -
         async with aiohttp.ClientSession(base_url=srv.url, headers=srv.basic()) as http:
             await type_text(http, text)
             assert (await serial_until(log1, " END")) == "ECHO guest1\r\n" + text
+            hub = srv.appliance.hub  # the '#' typed switched guest 1 to mode 13h: VGA shows
+            await until(hub.subscribe, lambda: hub.signal.width == 640, "the new resolution")
+            assert hub.latest is not None and hub.latest.image.shape == (400, 640, 3)
 
             async with http.post("/api/switch/select", json={"port": 2}) as resp:
                 assert resp.status == 200, await resp.text()
-            await wait_for_text(srv.appliance.hub, "ECHO guest2", timeout=20)
+            await wait_for_text(hub, "ECHO guest2", timeout=20)
+            assert hub.signal.width == 720  # guest 2 is still in text mode
             await type_text(http, "port two")
             assert (await serial_until(log2, "two")) == "ECHO guest2\r\nport two"
 
