@@ -231,6 +231,7 @@ class QemuGuest:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.PIPE,
+                preexec_fn=_die_with_parent,
             )
         except OSError as exc:
             self._stderr = f"cannot run {argv[0]}: {exc.strerror}".encode()
@@ -337,6 +338,17 @@ class QemuGuest:
         if client is not None:
             with contextlib.suppress(Exception):
                 await client.disconnect()
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the appliance dies, however it dies (a SIGKILL,
+    an OOM kill), so a restarted appliance never finds its old guests still running."""
+    import ctypes
+    import signal
+
+    PR_SET_PDEATHSIG = 1
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _escape(path: Path) -> str:
