@@ -67,7 +67,7 @@ async def measure(
     work: Path,
 ) -> list[object]:
     rack = QemuRack([guest])
-    source = QemuSource(rack, mode=mode, fps=fps, work_dir=work)
+    source = QemuSource(rack, mode=mode, fps=fps)
     hub = FrameHub()
     await source.start(hub)
     await hub.next_frame(0)

@@ -101,9 +101,7 @@ def build(config: Config) -> QemuTarget:
     machine = cache(lambda: make_machine(config))
     video: VideoSource
     if config.video.source == "qemu":
-        video = QemuSource(
-            rack, mode=config.qemu.display, fps=config.video.fps, work_dir=run_dir(config)
-        )
+        video = QemuSource(rack, mode=config.qemu.display, fps=config.video.fps)
     else:  # bring-up: a capture card on the guest's real output, say
         video = video_source(config, machine)
     hid = QemuOutput(rack) if config.hid.output == "qemu" else hid_output(config, machine)

@@ -15,7 +15,7 @@ Two readers, measured by ``bench/qemu_display.py`` (docs/qemu.md has the table):
   to 3 s late; therefore, for :data:`BURST` seconds after input reached the guest, frames are
   also taken with ``screendump`` at ``fps``: typing sees screendump's latency, a still screen
   costs what VNC costs (nothing).
-- ``screendump``: QMP ``screendump`` to a PPM file in a private directory, read back with
+- ``screendump``: QMP ``screendump`` to a PPM file in a private directory in RAM, read back with
   OpenCV, ``fps`` times a second whether or not anything changed.
 """
 
@@ -25,7 +25,9 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import shutil
 import socket
+import tempfile
 import time
 from pathlib import Path
 from typing import Literal
@@ -52,14 +54,23 @@ class QemuSource(VideoSource):
     name = "qemu"
 
     def __init__(
-        self, rack: QemuRack, *, mode: DisplayMode = "vnc", fps: float = 30, work_dir: Path
+        self,
+        rack: QemuRack,
+        *,
+        mode: DisplayMode = "vnc",
+        fps: float = 30,
+        work_dir: Path | None = None,
     ) -> None:
+        """*work_dir* receives the screendump files; None: a private directory in RAM
+        (``/dev/shm``), created on start and removed on close — 30 writes a second must never
+        reach the appliance's SD card."""
         if fps <= 0:
             raise ValueError(f"fps must be positive, not {fps}")
         self.rack = rack
         self.mode = mode
         self.fps = fps
-        self.work_dir = work_dir
+        self._own_dir = work_dir is None
+        self.work_dir = work_dir or Path()
         self.sessions = 0  # display sessions opened (tests, statistics)
         self._task: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
@@ -75,6 +86,8 @@ class QemuSource(VideoSource):
     async def start(self, hub: FrameHub) -> None:
         if self._task is not None:
             raise RuntimeError("QemuSource already started")
+        if self._own_dir:
+            self.work_dir = _ram_dir()
         hub.set_signal("starting", "QEMU guest starting")
         self._task = asyncio.create_task(self._run(hub), name="qemu-display")
 
@@ -87,6 +100,8 @@ class QemuSource(VideoSource):
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         self._task = None
+        if self._own_dir:
+            shutil.rmtree(self.work_dir, ignore_errors=True)
 
     # ------------------------------------------------------------------ following the rack
     async def _run(self, hub: FrameHub) -> None:
@@ -233,6 +248,12 @@ class QemuSource(VideoSource):
         finally:
             with contextlib.suppress(OSError):
                 path.unlink()
+
+
+def _ram_dir() -> Path:
+    """A private (0700) directory in /dev/shm, or in the temporary directory without it."""
+    ram = Path("/dev/shm")
+    return Path(tempfile.mkdtemp(prefix="ipkvm-qemu-", dir=ram if ram.is_dir() else None))
 
 
 def _read_image(path: Path) -> Image | None:
