@@ -81,6 +81,7 @@ def guest_argv(q: QemuConfig, name: str) -> list[str]:
     cd = "if=none,id=cd0,media=cdrom,readonly=on"
     if q.cdrom:
         cd += f",file={_value(own(q.cdrom))},format=raw"
-    argv += ["-drive", cd, "-device", f"ide-cd,drive=cd0,id={CDROM_ID},bus=ide.1,unit=0"]
+    # no bus: QEMU puts the CD in the first free IDE/AHCI slot after the disks (pc and q35)
+    argv += ["-drive", cd, "-device", f"ide-cd,drive=cd0,id={CDROM_ID}"]
     argv += [own(arg) for arg in q.extra_args]
     return argv

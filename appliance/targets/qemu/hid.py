@@ -47,6 +47,7 @@ class QemuOutput(HidOutput):
                 self.rack.on_change(self._changed),
             ]
         self._set_leds(self.rack.guest.leds)
+        self._changed()
 
     async def close(self) -> None:
         for stop in self._unsubscribe:
