@@ -198,22 +198,26 @@ class QemuSource(VideoSource):
         loop = asyncio.get_running_loop()
         interval = 1.0 / self.fps
         image: Image | None = None
-        while True:
-            asked = loop.time()
-            try:
-                async with asyncio.timeout(KEEPALIVE):
-                    changed = await client.update()
-            except TimeoutError:
-                if hub.latest is not None:  # the same array: costs nothing downstream
-                    self._publish(hub, guest, hub.latest.image)
-                continue  # the request is still pending: QEMU answers when something changes
-            if changed or image is None:
-                assert client.framebuffer is not None
-                image = client.framebuffer.copy()  # the hub's frame must never change under it
-                self._publish(hub, guest, image)
-            await asyncio.sleep(max(0.0, asked + interval - loop.time()))
-            client.request()
-            await client.writer.drain()
+        # The read is never cancelled by the keep-alive: a time-out in the middle of a large
+        # update would leave the stream in the middle of a message.
+        reading = asyncio.ensure_future(client.update())
+        try:
+            while True:
+                asked = loop.time()
+                while not (await asyncio.wait({reading}, timeout=KEEPALIVE))[0]:
+                    if hub.latest is not None:  # the same array: costs nothing downstream
+                        self._publish(hub, guest, hub.latest.image)
+                if reading.result() or image is None:
+                    assert client.framebuffer is not None
+                    image = client.framebuffer.copy()  # the hub's frame must never change
+                    self._publish(hub, guest, image)
+                await asyncio.sleep(max(0.0, asked + interval - loop.time()))
+                client.request()
+                await client.writer.drain()
+                reading = asyncio.ensure_future(client.update())
+        finally:
+            reading.cancel()
+            await asyncio.gather(reading, return_exceptions=True)
 
     async def _bursts(self, hub: FrameHub, guest: QemuGuest) -> None:
         """Poll screendump for BURST seconds after each input (see the module's docstring)."""
