@@ -329,7 +329,10 @@ async def test_attached_guest(tmp_path: Path) -> None:
 
 
 def test_command_line_per_guest(tmp_path: Path) -> None:
-    from appliance.config import build_config
+    from appliance.config import ConfigError, build_config
+
+    with pytest.raises(ConfigError, match=r"qemu.attach: 1 sockets for a qemu switch of 2 ports"):
+        build_config({"qemu": {"attach": ["/a.qmp"]}, "switch": {"driver": "qemu", "count": 2}})
 
     config = build_config(
         {

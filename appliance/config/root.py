@@ -119,7 +119,15 @@ def build_config(raw: Mapping[str, Any], *, path: Path | None = None) -> Config:
     values = validate(Config, raw)
     # The two inputs of derived options, by key: the walker has checked and typed them already.
     context = Context(target=values["target.kind"], state_dir=values["server.state_dir"])
-    return build(Config, "", values, context, path=path, raw=copy.deepcopy(dict(raw)))
+    config: Config = build(Config, "", values, context, path=path, raw=copy.deepcopy(dict(raw)))
+    q, sw = config.qemu, config.switch
+    if sw.driver == "qemu" and q.attach and len(q.attach) != sw.port_count:
+        raise ConfigError(
+            "qemu.attach",
+            f"{len(q.attach)} sockets for a qemu switch of {sw.port_count} ports: "
+            "one guest per port",
+        )
+    return config
 
 
 def defaults_toml() -> str:

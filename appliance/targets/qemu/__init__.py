@@ -55,12 +55,7 @@ def make_rack(config: Config) -> QemuRack:
     from appliance.targets.qemu.guest import QemuGuest
     from appliance.targets.qemu.rack import QemuRack
 
-    q = config.qemu
-    if config.switch.driver == "qemu" and q.attach and len(q.attach) != config.switch.port_count:
-        raise ValueError(
-            f"switch.count is {config.switch.port_count} but qemu.attach names "
-            f"{len(q.attach)} sockets: one guest per port"
-        )
+    q = config.qemu  # (attach vs switch.count is checked by the configuration loader)
     if q.attach:
         return QemuRack(
             [
