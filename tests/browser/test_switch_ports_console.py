@@ -99,3 +99,27 @@ def test_wake_and_power_follow_the_active_port(ports: Console, listener: socket.
     c.api("POST", "/api/switch/select", {"port": "a"})
     page.locator("#atx-btn[data-state=on]").wait_for(timeout=10000)  # a's own board
     wake.wait_for(state="visible", timeout=10000)
+
+
+def test_local_passthrough_pill(ports: Console, browser: Any, tmp_path: Any) -> None:
+    """No passthrough configured: no pill. Enabled (this machine has no local keyboard the
+    appliance may grab): "Local: none" with the reason as its tooltip."""
+    c = ports
+    c.login()
+    c.page.locator("#hid-status").wait_for(timeout=10000)
+    assert c.page.locator("#local-status").is_hidden()
+    srv = start_server(tmp_path / "state", config="[passthrough]\nenabled = true\n")
+    try:
+        for local in open_console(browser, srv, {"width": 1280, "height": 900}):
+            local.login()
+            pill = local.page.locator("#local-status")
+            pill.wait_for(state="visible", timeout=10000)
+            state = local.api("GET", "/api/state")["passthrough"]
+            assert state["enabled"] is True
+            if state["devices"]:  # a machine with input devices: named in the tooltip
+                assert state["devices"][0]["name"] in (pill.get_attribute("title") or "")
+            else:
+                assert pill.text_content() == "Local: none"
+                assert "No local keyboard" in (pill.get_attribute("title") or "")
+    finally:
+        srv.stop()
