@@ -273,3 +273,69 @@ async def test_no_switching_while_a_button_is_held_and_no_press_while_switching(
         assert status == 409 and "changing to port 1" in body["error"]
         status, _ = await selecting
         assert status == 200 and len(a.presses) == 1
+
+
+@pytest.mark.parametrize(
+    ("raw", "words"),
+    [
+        (
+            {"atx": {"wirings": {"x": {"chip": "/dev/gpiochip1"}}}},
+            "atx.wirings.x.power_line: missing",
+        ),
+        (
+            {"atx": {"wirings": {"x": {"chip": "c", "power_line": 1, "led": 2}}}},
+            "x.led: unknown key",
+        ),
+        ({"atx": {"wirings": {"default": {"chip": "c", "power_line": 1}}}}, "[atx]'s own lines"),
+        ({"atx": {"wirings": {"a b": {"chip": "c", "power_line": 1}}}}, "must be a simple name"),
+        (
+            {"atx": {"wirings": {"x": {"chip": "c", "power_line": 1, "power_led_line": 1}}}},
+            "line 1 of c is already x.power_line",
+        ),
+        (
+            {
+                "atx": {"wirings": {"x": {"chip": "c", "power_line": 1}}},
+                "switch": {"driver": "hotkey", "ports": [{"atx": "y"}]},
+            },
+            "switch.ports[1].atx: no ATX wiring named 'y' (wirings: 'x'",
+        ),
+        (
+            {"switch": {"driver": "hotkey", "ports": [{"atx": "default"}]}},
+            "no ATX wiring named 'default' (wirings: none",
+        ),
+    ],
+)
+def test_wiring_config_is_checked(raw: dict[str, Any], words: str) -> None:
+    from appliance.config import ConfigError, build_config
+
+    with pytest.raises(ConfigError) as caught:
+        build_config(raw)
+    assert words in str(caught.value)
+
+
+def test_wirings_are_read_with_atx_press_times() -> None:
+    from appliance.atx.wiring import named_wirings
+    from appliance.config import build_config
+
+    config = build_config(
+        {
+            "atx": {
+                "chip": "/dev/gpiochip0",
+                "press_ms": 120,
+                "wirings": {"b": {"chip": "/dev/gpiochip1", "power_line": 4, "hdd_led_line": 5,
+                                  "hdd_led_active_low": True}},
+            }
+        }
+    )  # fmt: skip
+    wirings = named_wirings(config.atx)
+    assert set(wirings) == {"default", "b"}
+    b = wirings["b"]
+    assert (b.chip, b.power, b.reset, b.power_led, b.hdd_led) == (
+        "/dev/gpiochip1",
+        4,
+        None,
+        None,
+        5,
+    )
+    assert b.active_low == frozenset({"hdd_led"}) and b.times.short == 0.12
+    assert wirings["default"].power == 17  # [atx]'s own lines keep their defaults
