@@ -449,9 +449,18 @@ class IpkvmClient:
         )
         return result
 
-    async def wake(self, mac: str | None = None) -> dict[str, Any]:
-        """Send a Wake-on-LAN magic packet to ``mac`` (default: the appliance's ``wol.mac``)."""
-        result: dict[str, Any] = await self.request("POST", "/api/wol", {"mac": mac} if mac else {})
+    async def wake(
+        self, mac: str | None = None, switch_port: int | str | None = None
+    ) -> dict[str, Any]:
+        """Send a Wake-on-LAN magic packet to ``mac``, or to the KVM switch port
+        ``switch_port`` (number or name) names; with neither, to the machine on the console
+        (the active port's MAC, or ``wol.mac`` without a switch)."""
+        body: dict[str, Any] = {}
+        if mac:
+            body["mac"] = mac
+        if switch_port is not None:
+            body["switch_port"] = switch_port
+        result: dict[str, Any] = await self.request("POST", "/api/wol", body)
         return result
 
 
@@ -597,5 +606,5 @@ class SyncClient:
     def press_power(self, duration_ms: int) -> dict[str, Any]:
         return self._run(self.client.press_power(duration_ms))
 
-    def wake(self, mac: str | None = None) -> dict[str, Any]:
-        return self._run(self.client.wake(mac))
+    def wake(self, mac: str | None = None, switch_port: int | str | None = None) -> dict[str, Any]:
+        return self._run(self.client.wake(mac, switch_port))

@@ -113,6 +113,17 @@ class Appliance:
         self.hid.set_mouse_mode(settings.mouse)
         self.events.state_changed()
 
+    def power_refusal(self) -> str | None:
+        """Why the KVM switch must not change ports now (a guard of the switch): a button held
+        through the ATX lines would finish its press on another machine, or a forced-off would
+        be cut short (docs/switch.md, "ATX power per port")."""
+        status = self.target.power.status()
+        if not status.busy:
+            return None
+        return (
+            f"a power action ({status.action}) is in progress: switch when the button is released"
+        )
+
     def new_client(self, kind: str) -> str:
         """A HID client name unique in this appliance ("ws:3"): what a client holds is released
         by this name when it goes away, so two connections must never share one."""
@@ -249,6 +260,8 @@ def build_appliance(config: Config) -> Appliance:
             publish=appliance.events.publish,
             on_active=appliance.port_selected,
         )
+        if appliance.switch is not None:
+            appliance.switch.guards.append(appliance.power_refusal)
     if config.passthrough.enabled:
         appliance.passthrough = build_passthrough(appliance)
     return appliance

@@ -39,7 +39,14 @@ async def test_status_refusals_and_press(server: Server) -> None:
             body = await resp.json()
         # the HDD LED may still show the controller's first reports (activity): only its type
         assert isinstance(body["leds"].pop("hdd"), bool)
-        assert body == {"state": "on", "leds": {"power": True}, "busy": False, "action": None}
+        assert body == {
+            "state": "on",
+            "leds": {"power": True},
+            "busy": False,
+            "action": None,
+            "available": True,
+            "reason": None,
+        }
         async with http.post("/api/power", json={"action": "on"}) as resp:
             assert resp.status == 409
             assert (await resp.json())["error"] == "the power LED says the machine is already on"

@@ -3,7 +3,9 @@
 ``GET`` answers the power status (state, LEDs, whether an action is in progress). ``POST`` takes
 ``{"action": "on"|"off"|"off_hard"|"reset"}`` or ``{"action": "press", "duration_ms": N}`` and
 answers when the button has been released; a refused action (busy, already in that state) is a
-409 with the reason. LED changes also go out as WebSocket ``power`` events.
+409 with the reason. LED changes also go out as WebSocket ``power`` events. Behind a KVM switch
+the status and the buttons are the active port's (``available`` false with a ``reason`` for a
+port without ATX wiring), and no action starts while the switch is changing ports.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ _STATE = ok(
         leds=obj(power=_LED, hdd=_LED),  # null where that LED is not wired
         busy=BOOLEAN,
         action=nullable(string("the action in progress")),
+        available=BOOLEAN,
+        reason=nullable(string("why there is no power control now (a switch port unwired)")),
     ),
 )
 
@@ -63,7 +67,10 @@ async def power_state(request: web.Request) -> web.Response:
             duration_ms=integer(1, description="for press: how long (at most atx.max_press_ms)"),
         ),
         replies={200: _STATE},
-        errors={409: "no power control, busy with another action, or already in that state"},
+        errors={
+            409: "no power control (for the active switch port), busy with another action, "
+            "the switch is changing ports, or already in that state"
+        },
     )
 )
 async def power_action(request: web.Request) -> web.Response:
@@ -73,6 +80,10 @@ async def power_action(request: web.Request) -> web.Response:
     action = get_field(data, "action", str)
     if action not in ACTIONS:
         fail(400, f"action must be one of {', '.join(ACTIONS)}, not {action!r}")
+    switch = appliance.switch
+    if switch is not None and switch.selecting is not None:
+        # The press would land on whichever machine the switch reaches first (docs/switch.md).
+        fail(409, f"the switch is changing to port {switch.selecting}: try again when it is done")
     try:
         if action == "press":
             most = appliance.config.atx.max_press_ms

@@ -53,12 +53,21 @@ class AtxPower:
         self._timer: asyncio.TimerHandle | None = None
         self._listeners: list[StatusListener] = []
         self._started = False
+        self.failure: str | None = None
+        """Why the lines could not be claimed at start (None: they were): the facet then says
+        so instead of keeping the whole service from starting over one missing gpiochip."""
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         if self._started:
             return
-        levels = await self.lines.open(self.feed)
+        try:
+            levels = await self.lines.open(self.feed)
+        except (OSError, ValueError) as exc:
+            self.failure = f"cannot claim the ATX lines: {exc}"
+            log.error("ATX: %s", self.failure)
+            return
+        self.failure = None
         self._leds.start(levels)
         self._started = True
 
@@ -89,6 +98,8 @@ class AtxPower:
         return "unknown" if lit is None else ("on" if lit else "off")
 
     def status(self) -> PowerStatus:
+        if self.failure is not None:
+            return PowerStatus("unknown", self.leds, False, None, False, self.failure)
         return PowerStatus(self.state, self.leds, self.busy, self._action)
 
     def subscribe(self, listener: StatusListener) -> Callable[[], None]:
@@ -147,6 +158,8 @@ class AtxPower:
         await self._hold("power", seconds, "press")
 
     async def _hold(self, line: Output, seconds: float, action: str) -> None:
+        if self.failure is not None:
+            raise ActionRefused(self.failure)
         if self._action is not None:
             raise ActionRefused(f"busy: {self._action} is in progress")
         self._action = action

@@ -34,6 +34,17 @@ class Board(Protocol):
     def set_power(self, on: bool) -> None: ...
 
 
+class SimBoard:
+    """A board that is nothing but its power switch: what ``chip = "sim"`` wires (trying the
+    console or a switch's per-port power without hardware; the tests)."""
+
+    def __init__(self, power: bool = False) -> None:
+        self.power = power
+
+    def set_power(self, on: bool) -> None:
+        self.power = on
+
+
 class SimLines:
     def __init__(self, board: Board, clock: Callable[[], int] = time.monotonic_ns) -> None:
         self.board = board

@@ -31,6 +31,10 @@ class PowerStatus:
     busy: bool = False
     action: str | None = None
     """The action in progress ("off_hard", "press"), or None."""
+    available: bool = True
+    """False: nothing to press for this machine now (no wiring, or a KVM switch port without
+    one); ``reason`` says why."""
+    reason: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -38,4 +42,6 @@ class PowerStatus:
             "leds": dict(self.leds),
             "busy": self.busy,
             "action": self.action,
+            "available": self.available,
+            "reason": self.reason,
         }

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 from appliance.atx.status import Led
 
 if TYPE_CHECKING:
-    from appliance.config import AtxConfig
+    from appliance.config import AtxConfig, WiringConfig
 
 Output = Literal["power", "reset"]
 
@@ -66,24 +66,26 @@ class AtxWiring:
         return line in self.active_low
 
 
-def wiring_from_config(atx: AtxConfig) -> AtxWiring:
-    """``[atx]`` as an :class:`AtxWiring` (offset -1 means "not wired")."""
+def wiring_from_config(atx: AtxConfig, lines: WiringConfig | None = None) -> AtxWiring:
+    """``[atx]`` as an :class:`AtxWiring` (offset -1 means "not wired"); with *lines*, that
+    ``[atx.wirings.NAME]`` entry's chip and lines with ``[atx]``'s press times and debounce."""
 
     def wired(offset: int) -> int | None:
         return None if offset < 0 else offset
 
+    where: AtxConfig | WiringConfig = atx if lines is None else lines
     flags = {
-        "power": atx.power_active_low,
-        "reset": atx.reset_active_low,
-        "power_led": atx.power_led_active_low,
-        "hdd_led": atx.hdd_led_active_low,
+        "power": where.power_active_low,
+        "reset": where.reset_active_low,
+        "power_led": where.power_led_active_low,
+        "hdd_led": where.hdd_led_active_low,
     }
     return AtxWiring(
-        chip=atx.chip,
-        power=atx.power_line,
-        reset=wired(atx.reset_line),
-        power_led=wired(atx.power_led_line),
-        hdd_led=wired(atx.hdd_led_line),
+        chip=where.chip,
+        power=where.power_line,
+        reset=wired(where.reset_line),
+        power_led=wired(where.power_led_line),
+        hdd_led=wired(where.hdd_led_line),
         active_low=frozenset(name for name, low in flags.items() if low),
         times=PressTimes(
             short=atx.press_ms / 1000,
@@ -93,6 +95,17 @@ def wiring_from_config(atx: AtxConfig) -> AtxWiring:
         ),
         debounce=atx.debounce_ms / 1000,
     )
+
+
+def named_wirings(atx: AtxConfig) -> dict[str, AtxWiring]:
+    """Every wiring a switch port may name: "default" (``[atx]``, when its chip is set) and
+    each ``[atx.wirings.NAME]``."""
+    from appliance.config.power import DEFAULT_WIRING
+
+    found = {DEFAULT_WIRING: wiring_from_config(atx)} if atx.chip else {}
+    for lines in atx.wirings:
+        found[lines.name] = wiring_from_config(atx, lines)
+    return found
 
 
 @dataclass(frozen=True, slots=True)

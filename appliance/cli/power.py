@@ -36,6 +36,8 @@ def describe(status: dict[str, Any]) -> str:
     def led(value: object) -> str:
         return "not wired" if value is None else ("on" if value else "off")
 
+    if status.get("available") is False:
+        return f"unavailable: {status.get('reason')}"
     leds = status.get("leds", {})
     line = (
         f"{status.get('state')}  power LED {led(leds.get('power'))}, HDD LED {led(leds.get('hdd'))}"

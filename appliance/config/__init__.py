@@ -29,7 +29,7 @@ from appliance.config.hid import (
     OtgConfig,
 )
 from appliance.config.passthrough import PassthroughConfig
-from appliance.config.power import AtxConfig, WolConfig
+from appliance.config.power import AtxConfig, WiringConfig, WolConfig
 from appliance.config.qemu import QemuConfig
 from appliance.config.root import Config, build_config, defaults_toml, known_keys
 from appliance.config.server import DEFAULT_STATE_DIR, ProxyHeader, ServerConfig
@@ -73,6 +73,7 @@ __all__ = [
     "VideoConfig",
     "VideoSource",
     "WebRtcConfig",
+    "WiringConfig",
     "WolConfig",
     "build_config",
     "defaults_toml",

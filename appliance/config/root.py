@@ -48,6 +48,18 @@ class Config:
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
     """The TOML tables as written (before "auto" was resolved), for re-validation."""
 
+    def __post_init__(self) -> None:
+        # A switch port's ATX wiring must exist: a typo would otherwise leave that machine
+        # without power control, found only when someone needs to press its button.
+        known = self.atx.wiring_names()
+        for n, port in enumerate(self.switch.ports, start=1):
+            if port.atx is not None and port.atx not in known:
+                have = ", ".join(repr(k) for k in known) or "none: set [atx] chip or add one"
+                raise ConfigError(
+                    f"switch.ports[{n}].atx",
+                    f"no ATX wiring named {port.atx!r} (wirings: {have}; [atx.wirings.NAME])",
+                )
+
     def with_overrides(
         self,
         *,

@@ -15,6 +15,7 @@ hotkey appliance never loads pyserial). docs/switch.md documents each model.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -32,9 +33,12 @@ from appliance.switch.ports import PortError, PortSettings, PortStore
 
 if TYPE_CHECKING:
     from appliance.config import Config
+    from appliance.switch.power import PortPower
     from appliance.switch.wire import WireProtocol
     from appliance.targets import Target
     from hid.controller import HidController
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "DRIVERS",
@@ -50,6 +54,7 @@ __all__ = [
     "SwitchTimeout",
     "Timing",
     "build_switch",
+    "port_power",
 ]
 
 
@@ -164,6 +169,7 @@ def build_switch(
         mouse=config.hid.mouse,
         state_dir=config.server.state_dir,
         known_layouts=LAYOUT_NAMES,
+        known_wirings=config.atx.wiring_names(),
     )
     controller = SwitchController(
         driver,
@@ -172,8 +178,31 @@ def build_switch(
         publish=publish,
         on_active=on_active,
     )
+    if getattr(target, "rack", None) is None:  # the demo rack's machines power themselves
+        power = port_power(config, controller)
+        if power is not None:
+            target.power = power
     rename = getattr(driver, "port_renamed", None)
     if rename is not None:  # the demo's machines show the saved names from the start
         for p in ports.all():
             rename(p.port, p.name)
     return controller
+
+
+def port_power(config: Config, controller: SwitchController) -> PortPower | None:
+    """The per-port power facet (:mod:`.power`) when any ATX wiring is configured, else None
+    (the target keeps its null power: no Power menu)."""
+    from appliance.atx.lines import atx_power
+    from appliance.atx.wiring import named_wirings
+    from appliance.switch.power import PortPower
+
+    wirings = named_wirings(config.atx)
+    if not wirings:
+        return None
+    named = {p.atx for p in controller.ports.all() if p.atx is not None}
+    if not named:
+        log.warning(
+            "ATX wirings are configured but no switch port names one: every port's power is "
+            'unavailable (set atx = "default" or a wiring name per port in [[switch.ports]])'
+        )
+    return PortPower(controller, {name: atx_power(w) for name, w in wirings.items()})

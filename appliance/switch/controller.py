@@ -14,7 +14,10 @@
 - **Events.** Every change goes out as a ``switch`` event on the appliance's EventBus and makes
   the ``switch`` block of ``/api/state`` change.
 - **Port settings.** When the active port changes (by a select or noticed by a poll), that port's
-  settings are applied (``on_active``: mouse mode on the HID controller; typing reads the layout).
+  settings are applied (``on_active``: mouse mode on the HID controller; typing reads the layout;
+  :meth:`SwitchController.watch` callbacks: the per-port power facet follows it).
+- **Guards.** A select is refused (409) while any of :attr:`SwitchController.guards` gives a
+  reason: the appliance refuses to switch while an ATX button is held (docs/switch.md).
 """
 
 from __future__ import annotations
@@ -72,6 +75,10 @@ class SwitchController:
         self.selecting: int | None = None
         self.last_confirm_s: float | None = None
         """Seconds from the last select request to its confirmation (measured, for the bench)."""
+        self.guards: list[Callable[[], str | None]] = []
+        """Checked before every select: one returning a reason refuses it (SwitchBusy), e.g.
+        while an ATX button is held (:class:`appliance.switch.power.PortPower`)."""
+        self._watchers: list[Callable[[PortSettings], None]] = []
         self._lock = asyncio.Lock()
         self._last_command = -1e9
         self._poller: asyncio.Task[None] | None = None
@@ -107,6 +114,10 @@ class SwitchController:
             raise SwitchBusy(
                 f"another switch command is in flight (to port {self.selecting}); try again"
             )
+        for guard in self.guards:
+            refusal = guard()
+            if refusal:
+                raise SwitchBusy(refusal)
         if self.state == "offline" and self.driver.can_query:
             raise SwitchBusy(
                 f"the switch is offline ({self.error}); reconnecting every "
@@ -142,7 +153,7 @@ class SwitchController:
         if renamed is not None:
             renamed(port, settings.name)
         if port == self.active:
-            self.on_active(settings)
+            self._activated(settings)
         self._publish()
         return settings
 
@@ -230,9 +241,22 @@ class SwitchController:
         if changed_port:
             self.active = active
         if changed_port and active is not None and 1 <= active <= self.ports.count:
-            self.on_active(self.ports.get(active))
+            self._activated(self.ports.get(active))
         if (self.state, self.active, self.error) != before:
             self._publish()
+
+    def watch(self, callback: Callable[[PortSettings], None]) -> None:
+        """Call *callback* with the active port's settings whenever the active port or its
+        settings change (after ``on_active``)."""
+        self._watchers.append(callback)
+
+    def _activated(self, settings: PortSettings) -> None:
+        self.on_active(settings)
+        for callback in list(self._watchers):
+            try:
+                callback(settings)
+            except Exception:
+                log.exception("switch watcher failed")
 
     def _publish(self) -> None:
         self.publish({"type": "switch", **self.status()})

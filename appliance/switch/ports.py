@@ -44,7 +44,9 @@ class PortError(ValueError):
     """A port or a setting that does not exist or is not valid (the API answers 400)."""
 
 
-def _check(name: str, value: Any, known_layouts: Sequence[str]) -> Any:
+def _check(
+    name: str, value: Any, known_layouts: Sequence[str], known_wirings: Sequence[str] | None = None
+) -> Any:
     """A setting's value as stored, or PortError naming what is wrong."""
     if name == "name":
         problem = port_name_problem(value)
@@ -58,6 +60,9 @@ def _check(name: str, value: Any, known_layouts: Sequence[str]) -> Any:
     elif name == "atx":
         ok = value is None or (isinstance(value, str) and 0 < len(value) <= 63)
         problem = None if ok else f"must be a wiring name or null, not {value!r}"
+        if ok and value is not None and known_wirings is not None and value not in known_wirings:
+            have = ", ".join(repr(w) for w in known_wirings) or "none configured"
+            problem = f"no ATX wiring named {value!r} (wirings: {have})"
     else:
         problem = f"unknown setting (a port has {', '.join(SETTINGS)})"
     if problem:
@@ -77,9 +82,12 @@ class PortStore:
         mouse: MouseMode,
         state_dir: Path | None,
         known_layouts: Sequence[str],
+        known_wirings: Sequence[str] | None = None,
     ) -> None:
+        """*known_wirings*: the ATX wiring names a port's ``atx`` may take (None: any name)."""
         self.count = count
         self.known_layouts = known_layouts
+        self.known_wirings = known_wirings
         self.path = state_dir / STATE_FILE if state_dir is not None else None
         self._defaults: list[PortSettings] = []
         for n in range(1, count + 1):
@@ -127,7 +135,7 @@ class PortStore:
             if value is None and name in ("name", "layout", "mouse"):
                 checked[name] = None
                 continue
-            checked[name] = _check(name, value, self.known_layouts)
+            checked[name] = _check(name, value, self.known_layouts, self.known_wirings)
         new_name = checked.get("name")
         if new_name is not None:
             for other in self.all():
@@ -168,7 +176,7 @@ class PortStore:
                 kept = {}
                 for name, value in settings.items():
                     try:
-                        kept[name] = _check(name, value, self.known_layouts)
+                        kept[name] = _check(name, value, self.known_layouts, self.known_wirings)
                     except PortError as exc:
                         log.warning("%s: port %d: %s (ignored)", self.path, port, exc)
                 self._overrides[port] = kept

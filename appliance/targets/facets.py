@@ -117,7 +117,7 @@ class NullPower:
         self.reason = reason
 
     def status(self) -> PowerStatus:
-        return PowerStatus(self.state, dict.fromkeys(LEDS))
+        return PowerStatus(self.state, dict.fromkeys(LEDS), available=False, reason=self.reason)
 
     async def act(self, action: PowerAction) -> None:
         raise FacetUnavailable(self.reason)

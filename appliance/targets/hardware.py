@@ -1,5 +1,6 @@
 """The hardware target: the board's capture device (V4L2) and HID output (USB OTG gadget or a
-CH9329 serial chip). Power is ATX over GPIO when ``[atx]`` names a chip (:mod:`appliance.atx`);
+CH9329 serial chip). Power is ATX over GPIO when ``[atx]`` names a chip (:mod:`appliance.atx`;
+``chip = "sim"`` simulates a board; behind a KVM switch the switch's per-port power replaces it);
 media stays null until virtual media is configured.
 
 A hardware appliance may still borrow one demo facet for bring-up (``video.source = "demo"``
@@ -34,14 +35,7 @@ def atx_power(config: Config) -> PowerFacet:
     """ATX power on the configured GPIO lines, or none when ``atx.chip`` is empty."""
     if not config.atx.chip:
         return NullPower("no ATX wiring is configured ([atx] chip)")
-    from appliance.atx.control import AtxPower
-    from appliance.atx.gpio import GpiodLines
+    from appliance.atx.lines import atx_power as power_on
     from appliance.atx.wiring import wiring_from_config
 
-    wiring = wiring_from_config(config.atx)
-    return AtxPower(
-        GpiodLines(wiring),
-        wiring.times,
-        debounce=wiring.debounce,
-        has_reset=wiring.reset is not None,
-    )
+    return power_on(wiring_from_config(config.atx))

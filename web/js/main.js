@@ -57,9 +57,12 @@ socket.addEventListener("close", () => {
   ui.setSocketOpen(false);
 });
 socket.addEventListener("state", (e) => applyState(e.detail));
-socket.addEventListener("switch", (e) => switchMenu.render(e.detail));
 socket.addEventListener("rtt", (e) => ui.setRtt(e.detail));
 const power = new PowerControls((text) => ui.toast(text));
+socket.addEventListener("switch", (e) => {
+  switchMenu.render(e.detail);
+  power.followSwitch(e.detail);
+});
 socket.addEventListener("power", (e) => power.render(e.detail));
 power.start();
 ui.beforeLogout = () => {

@@ -39,18 +39,39 @@ export class PowerControls {
   }
 
   async start() {
-    try {
-      const wol = await api("GET", "/api/wol");
-      this.wol.hidden = !wol.mac;
-      if (wol.mac) this.wol.title = `Send a Wake-on-LAN magic packet to ${wol.mac}`;
-    } catch {
-      this.wol.hidden = true;
-    }
+    await this.refreshWol();
     try {
       this.render(await api("GET", "/api/power"));
     } catch {
       // no power facet on this target: the menu stays hidden (ui.render decides)
     }
+  }
+
+  /** The Wake button wakes the machine on the console now: the active switch port's MAC (or
+   * wol.mac without a switch). Shown only when that machine has one. */
+  async refreshWol() {
+    try {
+      const wol = await api("GET", "/api/wol");
+      this.wol.hidden = !wol.mac;
+      this.wol.dataset.switchPort = wol.switch_port ?? "";
+      if (wol.mac) {
+        const where = wol.switch_port ? ` (switch port ${wol.switch_port})` : "";
+        this.wol.title = `Send a Wake-on-LAN magic packet to ${wol.mac}${where}`;
+      }
+    } catch {
+      this.wol.hidden = true;
+    }
+  }
+
+  /** A switch event or state block: a new active port (or a new MAC for it) changes whom
+   * the Wake button wakes. */
+  followSwitch(status) {
+    if (!status) return;
+    const active = (status.ports || []).find((p) => p.port === status.active);
+    const key = `${status.active}|${active ? active.wol_mac : ""}`;
+    if (key === this.switchKey) return;
+    this.switchKey = key;
+    this.refreshWol();
   }
 
   async act(action, question) {
@@ -82,13 +103,18 @@ export class PowerControls {
     }
     const on = status.state === "on";
     const off = status.state === "off";
+    // Behind a KVM switch: a port without ATX wiring has nothing to press (reason says why).
+    const unavailable = status.available === false;
     // The same rules the server applies, so the menu offers only what it would accept.
     const allowed = { on: !on, off: !off, off_hard: !off, reset: !off };
     for (const [action, item] of this.items) {
-      item.disabled = status.busy || !allowed[action];
+      item.disabled = unavailable || status.busy || !allowed[action];
     }
     const button = $("atx-btn");
-    button.textContent = status.busy ? `Power: ${status.action}… ▾` : `Power: ${status.state} ▾`;
-    button.dataset.state = status.state;
+    if (status.busy) button.textContent = `Power: ${status.action}… ▾`;
+    else if (unavailable) button.textContent = "Power: unavailable ▾";
+    else button.textContent = `Power: ${status.state} ▾`;
+    button.title = unavailable ? status.reason || "no power control" : "";
+    button.dataset.state = unavailable ? "unavailable" : status.state;
   }
 }

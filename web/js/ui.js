@@ -161,6 +161,7 @@ export class Ui {
     const mode = hid.mouse_mode === "relative" ? "relative" : "absolute";
     this.$("mouse-btn").textContent = `Mouse: ${mode}`;
     this.$("mouse-btn").setAttribute("aria-label", `Mouse mode: ${mode}. Press to switch.`);
+    this.renderPassthrough(state.passthrough);
     this.videoStatus = (state.video && state.video.status) || "ok";
     // Optional devices: shown only when the appliance reports them.
     this.$("switch-wrap").hidden = !state.switch;
@@ -168,6 +169,25 @@ export class Ui {
     this.$("media-btn").hidden = !state.media;
     this.renderVideoMessage();
     this.renderStats();
+  }
+
+  /** Local passthrough: which keyboards and mice plugged into the appliance are grabbed
+   * (their input goes to the target). Hidden when passthrough is off. */
+  renderPassthrough(pt) {
+    const pill = this.$("local-status");
+    pill.hidden = !pt || !pt.enabled;
+    if (pill.hidden) return;
+    const devices = pt.devices || [];
+    const kinds = [...new Set(devices.map((d) => d.kind))];
+    pill.textContent = devices.length ? `Local: ${kinds.join(", ")}` : "Local: none";
+    pill.dataset.kind = pt.hotplug_error ? "bad" : devices.length ? "ok" : "";
+    const names = devices.map((d) => `${d.name} (${d.kind}, ${d.path})`);
+    pill.title = pt.hotplug_error
+      ? `Local devices: ${pt.hotplug_error}`
+      : devices.length
+        ? `Grabbed for the target: ${names.join("; ")}`
+        : "No local keyboard or mouse is plugged into the appliance";
+    pill.dataset.devices = String(devices.length);
   }
 
   setSocketOpen(open) {
