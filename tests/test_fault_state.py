@@ -98,7 +98,7 @@ async def test_disk_full_and_read_only_state_dir(tmp_path: Path) -> None:
             with pytest.raises(OSError) as err:
                 AuthStore(state).create_token("ci")
             assert err.value.errno == 28  # ENOSPC: a clear error for `ipkvm token create`
-            assert json.loads((state / "auth.json").read_text())["user"] == "admin"
+            assert json.loads((state / "users.json").read_text())["users"][0]["name"] == "admin"
             filler.unlink()
 
             # --- read-only

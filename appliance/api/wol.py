@@ -10,6 +10,7 @@ from aiohttp import web
 
 from appliance.api.httpjson import fail, get_field, json_response, read_json
 from appliance.api.openapi import Operation, describe, integer, nullable, obj, ok, string
+from appliance.api.rights import audit_detail
 from appliance.runtime import APPLIANCE
 from appliance.wol import BadMac, format_mac, parse_mac, send_magic_packet
 
@@ -27,6 +28,7 @@ _SETTINGS = obj(
 @routes.get("/api/wol")
 @describe(
     Operation(
+        permission="view",
         summary="Wake-on-LAN settings (the console shows its button when a MAC is set)",
         tag="power",
         replies={200: ok("the settings", _SETTINGS)},
@@ -40,6 +42,8 @@ async def wol_settings(request: web.Request) -> web.Response:
 @routes.post("/api/wol")
 @describe(
     Operation(
+        permission="power",
+        audit="power.wol",
         summary="Send a Wake-on-LAN magic packet to the given MAC or wol.mac",
         tag="power",
         body=obj(mac=string("aa:bb:cc:dd:ee:ff, aa-bb-..., or aabb.ccdd.eeff")),
@@ -69,6 +73,7 @@ async def wake(request: web.Request) -> web.Response:
         mac = parse_mac(text)
     except BadMac as exc:
         fail(400, str(exc))
+    audit_detail(request, mac=str(mac))
     try:
         send_magic_packet(mac, wol.address, wol.port)
     except OSError as exc:

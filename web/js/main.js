@@ -7,6 +7,7 @@ import { setupPanel } from "./menu.js";
 import { OnScreenKeyboard } from "./osk.js";
 import { PastePanel } from "./paste.js";
 import { PowerControls } from "./power.js";
+import { Presence } from "./presence.js";
 import { Settings } from "./settings.js";
 import { SwitchMenu } from "./switch.js";
 import { chooseTransport, TRANSPORTS } from "./transport.js";
@@ -66,9 +67,18 @@ ui.beforeLogout = () => {
   socket.stop();
   if (transport) transport.stop();
 };
+const presence = new Presence($("presence"), $("control-btn"), (text) => ui.toast(text));
+socket.addEventListener("hello", (e) => presence.hello(e.detail));
+socket.addEventListener("presence", (e) => presence.render(e.detail));
+let lastRefusal = 0;
 socket.addEventListener("error-event", (e) => {
   // The server refused one message (e.g. an unknown key code); the session carries on.
   console.warn("ipkvm: server refused a message:", e.detail.message);
+  // A refused right (viewer role, someone else's exclusive control): say so, at most every 3 s.
+  if (e.detail.forbidden && Date.now() - lastRefusal > 3000) {
+    lastRefusal = Date.now();
+    ui.toast(e.detail.message);
+  }
 });
 
 // Toolbar: mouse mode toggle.
