@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import copy
 import errno
 import fcntl
 import hashlib
@@ -230,6 +231,11 @@ class _JsonFile:
         with self._lock:
             return self._read_locked()
 
+    def read_versioned(self) -> tuple[Any, int]:
+        """The content and its generation, consistent with each other."""
+        with self._lock:
+            return self._read_locked(), self.generation
+
     def _read_locked(self) -> Any:
         try:
             st = os.stat(self.path)
@@ -282,6 +288,7 @@ class AuthStore:
         self.users_path = self.state_dir / USERS_FILE
         self.tokens_path = self.state_dir / "tokens.json"
         self._users_file = _JsonFile(self.users_path)
+        self._parsed: tuple[int, dict[str, dict[str, Any]]] | None = None
         self._tokens = _JsonFile(self.tokens_path)
         self.sessions_path = self.state_dir / SESSIONS_FILE
         self._sessions = SessionTable(self.sessions_path, write_private)
@@ -361,7 +368,14 @@ class AuthStore:
             except (OSError, ValueError):
                 continue
             check_version(path, data, supported)
-        if self.users_path.exists() or not self.auth_path.exists():
+        if not self.auth_path.exists():
+            return
+        if self.users_path.exists():
+            log.warning(
+                "ignoring %s: %s exists (set passwords with `ipkvm user passwd`)",
+                self.auth_path,
+                self.users_path,
+            )
             return
         with self._locked():
             if self.users_path.exists():
@@ -394,10 +408,16 @@ class AuthStore:
                 LEGACY_BACKUP,
             )
 
-    def _users(self) -> dict[str, dict[str, Any]]:
-        data = self._users_file.read()
-        check_version(self.users_path, data, USERS_FORMAT_VERSION)
-        return parse_users(data)
+    def _users(self, *, for_change: bool = False) -> dict[str, dict[str, Any]]:
+        """The users by name. Parsed once per change of the file (a ``stat`` otherwise: every
+        request asks for the caller's role, ~1 µs instead of ~300 µs to re-validate 20 users);
+        ``for_change`` gives a deep copy to modify and write back (under :meth:`_locked`)."""
+        data, generation = self._users_file.read_versioned()
+        if self._parsed is None or self._parsed[0] != generation:
+            check_version(self.users_path, data, USERS_FORMAT_VERSION)
+            self._parsed = (generation, parse_users(data))
+        users = self._parsed[1]
+        return copy.deepcopy(users) if for_change else users
 
     def _user(self, name: str) -> dict[str, Any] | None:
         if not isinstance(name, str):
@@ -432,7 +452,7 @@ class AuthStore:
             raise AuthError(f"role must be one of {', '.join(ROLES)}")
         check_password_rules(password, name)
         with self._locked():
-            users = self._users()
+            users = self._users(for_change=True)
             if name in users:
                 raise AuthError(f"user {name!r} exists already")
             if len(users) >= MAX_USERS:
@@ -444,7 +464,7 @@ class AuthStore:
     def remove_user(self, name: str) -> UserInfo:
         """Delete a user, their sessions and tokens (their connections close at once)."""
         with self._locked():
-            users = self._users()
+            users = self._users(for_change=True)
             rec = users.get(name)
             if rec is None:
                 raise AuthError(f"no user {name!r}")
@@ -482,7 +502,7 @@ class AuthStore:
         self, name: str, change: Callable[[dict[str, Any], dict[str, dict[str, Any]]], None]
     ) -> UserInfo:
         with self._locked():
-            users = self._users()
+            users = self._users(for_change=True)
             rec = users.get(name)
             if rec is None:
                 raise AuthError(f"no user {name!r}")
@@ -518,7 +538,7 @@ class AuthStore:
             raise AuthError(f"invalid user name {user!r}")
         check_password_rules(password, user)
         with self._locked():
-            users = self._users()
+            users = self._users(for_change=True)
             rec = users.get(user)
             if rec is None:
                 if users or user != ADMIN_USER:
@@ -632,7 +652,7 @@ class AuthStore:
 
         codes = totp.new_recovery_codes()
         with self._locked():
-            users = self._users()
+            users = self._users(for_change=True)
             rec = users.get(user)
             if rec is None:
                 raise AuthError(f"no user {user!r}")
@@ -664,7 +684,7 @@ class AuthStore:
         if not isinstance(code, str) or len(code) > 64:
             return None
         with self._locked():
-            users = self._users()
+            users = self._users(for_change=True)
             rec = users.get(user)
             if rec is None or not isinstance(rec.get("totp"), dict):
                 return None

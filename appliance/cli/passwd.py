@@ -1,8 +1,9 @@
-"""``ipkvm passwd``: set the admin password (the only way to change it: no web form to abuse).
+"""``ipkvm passwd``: set the ``admin`` password (other users: ``ipkvm user passwd NAME``).
 
 Interactive on a terminal (asked twice, never echoed); ``--stdin`` reads one line for scripts.
-A running server notices the new hash at once and ends every browser session; connections opened
-with a session or the old password are closed within a second (``appliance.api.connections``).
+A running server notices the new hash at once and ends admin's browser sessions; connections
+opened with those sessions or the old password are closed within a second
+(``appliance.api.connections``). Users change their own password in the console (/account).
 """
 
 from __future__ import annotations
