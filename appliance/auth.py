@@ -1008,6 +1008,7 @@ class _Failures:
     last: float
     pending: int = 0
     refused: int = 0  # attempts shed unchecked (server busy): no backoff, but less priority
+    reported: float = -1e18  # when a refused (locked) attempt was last written to the audit log
 
 
 class LoginThrottle:
@@ -1109,6 +1110,19 @@ class LoginThrottle:
         entry = self._entry(addr)
         entry.pending = max(0, entry.pending - 1)
         entry.refused += 1
+
+    def report_lock(self, addr: str | None, interval: float = 10.0) -> bool:
+        """Whether a throttled attempt from ``addr`` should go to the audit log now: at most one
+        per ``interval`` seconds per client, so a client hammering while locked out cannot flush
+        the (size-bounded) audit log with "locked" lines."""
+        _, entry = self._get(addr)
+        if entry is None:
+            return True
+        now = self.clock()
+        if now - entry.reported < interval:
+            return False
+        entry.reported = now
+        return True
 
     def success(self, addr: str | None) -> None:
         key, entry = self._get(addr)

@@ -332,7 +332,8 @@ async def throttled_verify(
     addr = client_address(request)
     wait = throttle.check(addr)
     if wait > 0:
-        _audit_login(request, user, "locked", retry_after=math.ceil(wait))
+        if throttle.report_lock(addr):
+            _audit_login(request, user, "locked", retry_after=math.ceil(wait))
         return _too_many(wait)
     if len(password) > MAX_PASSWORD_LENGTH:
         throttle.begin(addr)
@@ -515,7 +516,8 @@ async def login(request: web.Request) -> web.StreamResponse:
     settings = request.app[AUTH_SETTINGS]
     wait = throttle.check(client_address(request))
     if wait > 0:
-        _audit_login(request, None, "locked", retry_after=math.ceil(wait))
+        if throttle.report_lock(client_address(request)):
+            _audit_login(request, None, "locked", retry_after=math.ceil(wait))
         return _too_many(wait)
     try:
         data = decode_json(await read_body(request, _MAX_LOGIN_BODY))
