@@ -473,6 +473,33 @@ async def test_an_admin_takes_over_control(server: Server) -> None:
             assert r.status == 200
 
 
+async def test_logout_releases_control_taken_without_a_console(server: Server) -> None:
+    from appliance.api.control import CONTROL
+
+    server.app[AUTH_STORE].add_user("ann", "ann-pass-12", "operator")
+    jar = aiohttp.CookieJar(unsafe=True)
+    async with aiohttp.ClientSession(base_url=server.url, cookie_jar=jar) as http:
+        assert (await login(http, "ann", "ann-pass-12")).status == 200
+        async with http.post("/api/control", json={"action": "take"}) as r:
+            assert r.status == 200
+        control = server.app[CONTROL]
+        assert control.holder is not None and control.holder.user == "ann"
+        released = asyncio.Event()
+        unsubscribe = server.appliance.events.add(  # type: ignore[attr-defined]
+            lambda e: released.set() if e.get("type") == "presence" and not e["holder"] else None
+        )
+        try:
+            async with http.post("/api/auth/logout") as r:
+                assert r.status == 200
+            async with asyncio.timeout(5):
+                await released.wait()
+        finally:
+            unsubscribe()
+    async with aiohttp.ClientSession(base_url=server.url, headers=server.basic()) as http:
+        async with http.post("/api/hid/release") as r:
+            assert r.status == 200
+
+
 def test_password_rules() -> None:
     from appliance.auth import check_password_rules
 

@@ -305,8 +305,25 @@ def create_app(
         app.middlewares.append(_static_guard)
         app.on_response_prepare.append(_static_cache_policy)
 
+    unlisten: list[Any] = []
+
     async def start(app: web.Application) -> None:
         await appliance.start()
+        # A holder whose credential this process revokes (logout, password change, user removed)
+        # loses exclusive control at once, even with no console open (taken over REST).
+        loop = asyncio.get_running_loop()
+        control = app[CONTROL]
+
+        def revoked() -> None:  # may run in a worker thread (logout writes off the loop)
+            loop.call_soon_threadsafe(control.revoked, auth_store.credential_valid)
+
+        unlisten.append(auth_store.add_listener(revoked))
+
+    async def forget(app: web.Application) -> None:
+        for remove in unlisten:
+            remove()
+
+    app.on_cleanup.append(forget)
 
     async def end_streams(app: web.Application) -> None:
         appliance.end_streams()

@@ -86,10 +86,15 @@ class Control:
             self.holder = None
         self.changed()
 
-    def activity(self, client: str) -> None:
-        """An input message from ``client``: it is typing (for the next 2 s)."""
+    def activity(self, client: str, credential: Credential | None = None) -> None:
+        """An input message from ``client``: it is typing (for the next 2 s). Input from a
+        WebRTC data channel (not a presence entry of its own) marks the console connections of
+        the same login (``credential``)."""
         presence = self.clients.get(client)
         if presence is None:
+            if credential is not None:
+                for other in [p for p in self.clients.values() if p.credential == credential]:
+                    self.activity(other.client)
             return
         presence.last_input = time.monotonic()
         if presence.typing:

@@ -97,7 +97,7 @@ def connection_check(request: web.Request, client: str) -> Callable[[Permission]
         if reason is None and permission == "input":
             control = app.get(CONTROL)
             if control is not None:
-                control.activity(client)
+                control.activity(client, auth.credential if auth is not None else None)
         return reason
 
     return check
