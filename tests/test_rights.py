@@ -249,17 +249,22 @@ async def test_a_route_without_a_permission_is_refused(tmp_path: Path) -> None:
     async def undeclared(request: web.Request) -> web.Response:
         return web.json_response({})
 
+    async def undescribed(request: web.Request) -> web.Response:
+        return web.json_response({})
+
     app.router.add_get("/api/undeclared", undeclared)
+    app.router.add_get("/api/undescribed", undescribed)
     runner = web.AppRunner(app)
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     try:
         async with aiohttp.ClientSession() as http:
-            url = f"http://127.0.0.1:{port}/api/undeclared"
-            async with http.get(url, headers=basic_header("admin", password)) as resp:
-                assert resp.status == 403
-                assert "declares no permission" in (await resp.json())["error"]
+            for path in ("undeclared", "undescribed"):
+                url = f"http://127.0.0.1:{port}/api/{path}"
+                async with http.get(url, headers=basic_header("admin", password)) as resp:
+                    assert resp.status == 403
+                    assert "declares no permission" in (await resp.json())["error"]
     finally:
         await runner.cleanup()
 

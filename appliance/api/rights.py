@@ -127,11 +127,20 @@ def audit_detail(request: web.Request, **details: Any) -> None:
     request.setdefault(AUDIT_DETAILS, {}).update(details)
 
 
+_UNDECLARED = Operation(summary="a route without @describe", replies={})
+
+
 def _operation(request: web.Request) -> Operation | None:
+    """The matched route's operation; None when there is nothing to check (no route matched:
+    404/405 follow, or the static directory, public by its prefix). A route whose handler
+    carries no ``@describe`` at all is treated as declaring no permission: refused."""
     match = request.match_info
     if match.http_exception is not None:
         return None
-    return operation_of(match.route.handler)
+    route = match.route
+    if isinstance(route.resource, web.StaticResource):
+        return None
+    return operation_of(route.handler) or _UNDECLARED
 
 
 def _record(request: web.Request, op: Operation, outcome: str, status: int, **extra: Any) -> None:
