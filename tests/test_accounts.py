@@ -351,8 +351,15 @@ async def test_cli_user_commands(tmp_path: Path) -> None:
     assert code != 0 and "last admin" in err
     code, _, err = await cli("user", "rm", "dave", "--state-dir", state)
     assert code == 0 and store.user_info("dave") is None
+    code, token, err = await cli("token", "create", "watch", "--user", "admin", "--role",
+                                 "viewer", "--state-dir", state)  # fmt: skip
+    assert code == 0, err
+    info = store.token_identity(token.strip())
+    assert info is not None and (info.user, info.role) == ("admin", "viewer")
+    code, out, _ = await cli("token", "list", "--state-dir", state)
+    assert "watch" in out and "viewer" in out
     events = [json.loads(line)["event"] for line in (Path(state) / "audit.jsonl").open()]
-    assert events == ["user.add", "user.change", "user.change", "user.remove"]
+    assert events == ["user.add", "user.change", "user.change", "user.remove", "token.create"]
 
 
 async def test_concurrent_edits_from_cli_and_api_lose_nothing(server: Server) -> None:

@@ -148,7 +148,7 @@ async def test_generated_password_logs_in_with_strict_cookie(
     assert await resp.json() == {"error": "authentication required"}
     resp = await login(client, password)
     assert resp.status == 200
-    assert await resp.json() == {"user": "admin"}
+    assert await resp.json() == {"user": "admin", "enrolment_needed": False}
     cookie = resp.headers["Set-Cookie"]
     assert cookie.startswith(f"{SESSION_COOKIE}=")
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Max-Age=43200" in cookie

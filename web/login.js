@@ -81,7 +81,14 @@ form.addEventListener("submit", async (event) => {
   }
   submit.textContent = "Sign in";
   if (response.ok) {
-    window.location.assign("/");
+    let body = {};
+    try {
+      body = await response.json();
+    } catch {
+      // no body: go to the console
+    }
+    // Two-factor login is required and not set up yet: only the Account page is open.
+    window.location.assign(body.enrolment_needed ? "/account" : "/");
     return;
   }
   submit.disabled = false;

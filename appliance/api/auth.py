@@ -497,7 +497,7 @@ def _clear_cookie(resp: web.StreamResponse, settings: AuthSettings) -> None:
         replies={
             200: Reply(
                 "logged in",
-                obj(("user",), user=string()),
+                obj(("user",), user=string(), enrolment_needed=BOOLEAN),
                 headers={"Set-Cookie": "ipkvm_session=...; HttpOnly; SameSite=Strict"},
             )
         },
@@ -556,7 +556,8 @@ async def login(request: web.Request) -> web.StreamResponse:
     await store.delete_session_async(request.cookies.get(SESSION_COOKIE))  # no session fixation
     sid = await store.create_session_async(user)  # persisted: survives a restart
     _audit_login(request, user, "ok", second_factor=second)
-    resp = _json(200, {"user": user})
+    # a user who must enrol in 2FA first: the login page sends them to /account
+    resp = _json(200, {"user": user, "enrolment_needed": store.needs_enrolment(user)})
     _set_cookie(resp, settings, sid, store.session_ttl)
     return resp
 

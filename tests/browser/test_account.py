@@ -3,8 +3,11 @@ recovery codes, signing in with a code; the admin's user list and audit view."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,11 +16,14 @@ from appliance import totp
 from tests.browser.conftest import Console, Server, open_console, start_server
 
 pytestmark = pytest.mark.browser
+STATE: list[Path] = []  # the module server's state directory (for the CLI)
 
 
 @pytest.fixture(scope="module")
 def acct_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = start_server(tmp_path_factory.mktemp("state-acct"))
+    state = tmp_path_factory.mktemp("state-acct")
+    STATE[:] = [state]
+    srv = start_server(state)
     yield srv
     srv.stop()
 
@@ -78,3 +84,20 @@ def test_admin_adds_a_user_who_enrols_in_two_factor_login(browser: Any, acct: Co
         zp.wait_for_url(f"{c.server.url}/")
     page.reload()
     page.wait_for_selector("#users tr[data-user='zoe']:has-text('on (9 codes)')")
+
+
+def test_required_enrolment_sends_the_console_to_the_account_page(
+    browser: Any, acct_server: Server
+) -> None:
+    cli = [sys.executable, "-m", "appliance", "user", "add", "yan", "--role", "viewer",
+           "--require-2fa", "--password-stdin", "--state-dir", str(STATE[0])]  # fmt: skip
+    done = subprocess.run(cli, input="yan-pass-123\n", capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    for y in open_console(browser, acct_server, {"width": 1280, "height": 900}):
+        yp = y.page
+        yp.goto(f"{acct_server.url}/login")
+        yp.fill("#user", "yan")
+        yp.fill("#password", "yan-pass-123")
+        yp.press("#password", "Enter")
+        yp.wait_for_url(f"{acct_server.url}/account")
+        assert yp.locator("#enrol-notice").is_visible()

@@ -194,6 +194,18 @@ async function start() {
   ui.showStats(settings.values.showStats);
   let state = null;
   try {
+    // Who am I: a session that must enrol in two-factor login first goes to the Account page;
+    // a viewer's console hides the input controls (the server refuses them anyway).
+    const me = await api("GET", "/api/auth/me");
+    if (me.enrolment_needed) {
+      window.location.assign("/account");
+      return;
+    }
+    document.body.dataset.role = me.role;
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) return; // on the way to /login
+  }
+  try {
     state = await api("GET", "/api/state");
     applyState(state);
   } catch (err) {
