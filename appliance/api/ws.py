@@ -283,10 +283,13 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     send_task = asyncio.create_task(sender(), name=f"{client}-send")
     control = request.app[CONTROL]
     auth = get_auth(request)
+    left = False
     if auth is not None:
         role = effective_role(request.app[AUTH_STORE], auth) or "viewer"
 
         def join() -> None:
+            if left:
+                return  # closed before its first await: no stale presence entry
             enqueue({"type": "hello", "client": client, "user": auth.user, "role": role})
             control.join(client, auth.user, role, auth.credential)
 
@@ -318,6 +321,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
                 send_task.cancel()
                 await ws.close(code=CLOSE_CODE, message=CLOSE_REASON.encode())
     finally:
+        left = True
         control.leave(client)
         appliance.hid.release_client(client)
         unsubscribe()
