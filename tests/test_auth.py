@@ -43,12 +43,14 @@ def test_first_start_generates_password_once(tmp_path: Path) -> None:
     assert store.ensure_admin() is None
     assert AuthStore(state).ensure_admin() is None  # a restart does not make a new one
     assert mode(state) == 0o700
-    auth_file = state / "auth.json"
-    assert mode(auth_file) == 0o600
-    raw = auth_file.read_text()
+    users_file = state / "users.json"
+    assert mode(users_file) == 0o600
+    raw = users_file.read_text()
     assert password not in raw and password.replace("-", "") not in raw
-    record = json.loads(raw)
-    assert set(record) == {"user", "scrypt"} and record["user"] == "admin"
+    data = json.loads(raw)
+    assert data["version"] == 2 and len(data["users"]) == 1
+    record = data["users"][0]
+    assert record["name"] == "admin" and record["role"] == "admin"
     assert set(record["scrypt"]) == {"salt", "n", "r", "p", "hash"}
     assert (record["scrypt"]["n"], record["scrypt"]["r"], record["scrypt"]["p"]) == (2**14, 8, 1)
     assert store.verify_password("admin", password)
@@ -203,7 +205,7 @@ def test_password_change_wipes_the_file_and_a_restored_file_stays_dead(tmp_path:
     assert json.loads((tmp_path / "sessions.json").read_text())["sessions"] == []
     (tmp_path / "sessions.json").write_bytes(backup)  # restored from an old backup
     assert AuthStore(tmp_path).check_session(sid) is None
-    (tmp_path / "auth.json").unlink()  # no password at all: no session is valid
+    (tmp_path / "users.json").unlink()  # no password at all: no session is valid
     assert AuthStore(tmp_path).check_session(sid) is None
 
 

@@ -10,6 +10,7 @@ from yarl import URL
 
 from appliance.api.app import WEB_DIR
 from tests.conftest import Server, start_server
+from tests.test_web_auth import who
 
 STATIC_JS = "/static/js/main.js"
 
@@ -67,7 +68,7 @@ async def test_login_survives_an_appliance_restart(tmp_path: Path) -> None:
         session = await srv.login()
         async with session:
             async with session.get("/api/auth/me") as resp:
-                assert await resp.json() == {"user": "admin", "via": "session"}
+                assert who(await resp.json()) == {"user": "admin", "via": "session"}
             cookies = session.cookie_jar.filter_cookies(URL(srv.url))
             sid = cookies["ipkvm_session"].value
     finally:
@@ -79,7 +80,7 @@ async def test_login_survives_an_appliance_restart(tmp_path: Path) -> None:
         async with aiohttp.ClientSession(base_url=url) as browser:
             async with browser.get("/api/auth/me", headers=headers) as resp:
                 assert resp.status == 200
-                assert await resp.json() == {"user": "admin", "via": "session"}
+                assert who(await resp.json()) == {"user": "admin", "via": "session"}
             async with browser.get("/", headers={"Accept": "text/html", **headers}) as resp:
                 assert resp.status == 200 and resp.url.path == "/"  # no bounce to /login
             async with browser.post("/api/auth/logout", headers=headers) as resp:

@@ -98,7 +98,7 @@ async def test_disk_full_and_read_only_state_dir(tmp_path: Path) -> None:
             with pytest.raises(OSError) as err:
                 AuthStore(state).create_token("ci")
             assert err.value.errno == 28  # ENOSPC: a clear error for `ipkvm token create`
-            assert json.loads((state / "auth.json").read_text())["user"] == "admin"
+            assert json.loads((state / "users.json").read_text())["users"][0]["name"] == "admin"
             filler.unlink()
 
             # --- read-only
@@ -174,6 +174,8 @@ def test_interval_code_uses_monotonic_clocks() -> None:
     assert AuthStore.__init__.__kwdefaults__["monotonic"] is time.monotonic
     allowed = {
         "appliance/auth.py": "AuthStore clock: session expiry is persisted across reboots",
+        "appliance/audit.py": "audit entries are stamped with the wall-clock time",
+        "appliance/api/control.py": "'since' of presence and control, shown to users",
         "appliance/jobs.py": "job started/finished timestamps shown to clients",
         "capture/h264.py": "capture_wall: compared with the browser's Date.now()",
         "capture/stamp.py": "frame stamp: wall milliseconds, compared across machines",

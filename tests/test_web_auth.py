@@ -7,6 +7,7 @@ import ssl
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -96,6 +97,11 @@ async def make_client() -> AsyncIterator[ClientFactory]:
         await c.close()
 
 
+def who(body: dict[str, Any]) -> dict[str, Any]:
+    """The identity part of ``/api/auth/me`` (it also lists role, rights, 2FA state)."""
+    return {"user": body["user"], "via": body["via"]}
+
+
 def basic_auth(password: str, user: str = "admin") -> dict[str, str]:
     return {"Authorization": aiohttp.encode_basic_auth(user, password)}
 
@@ -142,13 +148,13 @@ async def test_generated_password_logs_in_with_strict_cookie(
     assert await resp.json() == {"error": "authentication required"}
     resp = await login(client, password)
     assert resp.status == 200
-    assert await resp.json() == {"user": "admin"}
+    assert await resp.json() == {"user": "admin", "enrolment_needed": False}
     cookie = resp.headers["Set-Cookie"]
     assert cookie.startswith(f"{SESSION_COOKIE}=")
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Max-Age=43200" in cookie
     assert "Path=/" in cookie and "Secure" not in cookie
     resp = await client.get("/api/auth/me")
-    assert await resp.json() == {"user": "admin", "via": "session"}
+    assert who(await resp.json()) == {"user": "admin", "via": "session"}
     assert resp.headers["X-Frame-Options"] == "DENY"
 
 
@@ -245,7 +251,9 @@ async def test_token_from_cli_accepted_at_once_then_revoked(
     auth = {"Authorization": f"Bearer {token}"}
     resp = await client.get("/api/auth/me", headers=auth)
     assert resp.status == 200
-    assert await resp.json() == {"user": "ci-runner", "via": "token"}
+    body = await resp.json()
+    assert who(body) == {"user": "admin", "via": "token"}  # the token's owner
+    assert body["token"] == "ci-runner" and body["role"] == "admin"
     code, out, _ = await cli("token", "list", "--state-dir", state)
     assert code == 0 and "ci-runner" in out and token not in out
     code, _, err = await cli("token", "revoke", "ci-runner", "--state-dir", state)
@@ -261,7 +269,7 @@ async def test_basic_auth(tmp_path: Path, make_client: ClientFactory) -> None:
     client = await make_client(store_with_password(tmp_path))
     resp = await client.get("/api/auth/me", headers=basic_auth(PASSWORD))
     assert resp.status == 200
-    assert await resp.json() == {"user": "admin", "via": "basic"}
+    assert who(await resp.json()) == {"user": "admin", "via": "basic"}
     assert SESSION_COOKIE not in resp.cookies  # Basic makes no session
     resp = await client.get("/api/private", headers=basic_auth("nope-nope"))
     assert resp.status == 401 and "Basic" in resp.headers["WWW-Authenticate"]
@@ -369,7 +377,7 @@ async def test_https_with_generated_certificate(tmp_path: Path) -> None:
                 cookie = resp.headers["Set-Cookie"]
                 assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
             async with session.get(f"{base}/api/auth/me", ssl=client_ctx) as resp:
-                assert await resp.json() == {"user": "admin", "via": "session"}
+                assert who(await resp.json()) == {"user": "admin", "via": "session"}
             # a client that does not trust the certificate refuses it
             with pytest.raises(aiohttp.ClientConnectorCertificateError):
                 async with session.get(f"{base}/api/health", ssl=ssl.create_default_context()):
@@ -450,7 +458,7 @@ async def test_session_survives_a_restart_and_logout_survives_it_too(
     cookie = session_cookie(client)
     client = await restarted(make_client, client)
     resp = await client.get("/api/auth/me", headers=cookie)
-    assert resp.status == 200 and await resp.json() == {"user": "admin", "via": "session"}
+    assert resp.status == 200 and who(await resp.json()) == {"user": "admin", "via": "session"}
     resp = await client.post("/api/auth/logout", headers=cookie)
     assert resp.status == 200
     client = await restarted(make_client, client)

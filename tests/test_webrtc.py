@@ -64,7 +64,9 @@ class Viewer:
         await self.pc.close()
 
 
-async def connect(srv: Server, codec: str | None = None) -> Viewer:
+async def connect(
+    srv: Server, codec: str | None = None, auth: dict[str, str] | None = None
+) -> Viewer:
     pc = RTCPeerConnection()
     transceiver = pc.addTransceiver("video", direction="recvonly")
     if codec is not None:
@@ -79,7 +81,7 @@ async def connect(srv: Server, codec: str | None = None) -> Viewer:
     viewer = Viewer(pc, transceiver, input_channel, pointer, track)
     input_channel.on("message", lambda m: viewer.replies.put_nowait(json.loads(m)))
     await pc.setLocalDescription(await pc.createOffer())
-    async with aiohttp.ClientSession(headers=srv.basic()) as session:
+    async with aiohttp.ClientSession(headers=auth or srv.basic()) as session:
         async with session.post(
             f"{srv.url}/api/webrtc/offer",
             json={"sdp": pc.localDescription.sdp, "type": "offer"},
@@ -182,6 +184,28 @@ async def test_input_channel_drives_the_demo_target_and_close_releases(stamped: 
     await demo_until(
         stamped, lambda _: not stamped.app[WEBRTC].peers, "the server to drop the peer"
     )
+
+
+async def test_a_viewers_data_channel_input_is_refused(stamped: Server) -> None:
+    """The data channel obeys the role of the offer's credentials, like /api/ws."""
+    from appliance.api.auth import AUTH_STORE
+    from tests.conftest import basic_header
+
+    stamped.app[AUTH_STORE].add_user("vic", "vic-pass-12", "viewer")
+    viewer = await connect(stamped, auth=basic_header("vic", "vic-pass-12"))
+    hid: Any = stamped.appliance.hid  # type: ignore[attr-defined]
+    try:
+        async with asyncio.timeout(20):
+            await opened(viewer.input)
+            viewer.input.send(json.dumps({"type": "key", "code": "ShiftLeft", "down": True}))
+            reply = await viewer.replies.get()
+            assert reply["type"] == "error" and reply["forbidden"] is True
+            assert reply["permission"] == "input" and "viewer" in reply["message"]
+            viewer.input.send(json.dumps({"type": "ping", "t": 7}))
+            assert (await viewer.replies.get())["type"] == "pong"
+            assert not hid.keyboard.held  # the refused key was never pressed
+    finally:
+        await viewer.close()
 
 
 async def test_vp8_only_browser_gets_vp8(stamped: Server) -> None:

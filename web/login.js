@@ -4,6 +4,8 @@ const userInput = document.getElementById("user");
 const passwordInput = document.getElementById("password");
 const errorBox = document.getElementById("login-error");
 const submit = document.getElementById("login-submit");
+const codeRow = document.getElementById("code-row");
+const codeInput = document.getElementById("code");
 
 let lockTimer = null;
 
@@ -65,7 +67,11 @@ form.addEventListener("submit", async (event) => {
       method: "POST",
       headers: { "Content-Type": "application/json" },
       credentials: "same-origin",
-      body: JSON.stringify({ user: userInput.value.trim(), password: passwordInput.value }),
+      body: JSON.stringify({
+        user: userInput.value.trim(),
+        password: passwordInput.value,
+        ...(codeRow.hidden || !codeInput.value.trim() ? {} : { code: codeInput.value.trim() }),
+      }),
     });
   } catch {
     showError("Cannot reach the appliance (network error). Check the connection and try again.");
@@ -75,11 +81,33 @@ form.addEventListener("submit", async (event) => {
   }
   submit.textContent = "Sign in";
   if (response.ok) {
-    window.location.assign("/");
+    let body = {};
+    try {
+      body = await response.json();
+    } catch {
+      // no body: go to the console
+    }
+    // Two-factor login is required and not set up yet: only the Account page is open.
+    window.location.assign(body.enrolment_needed ? "/account" : "/");
     return;
   }
   submit.disabled = false;
   if (response.status === 401) {
+    let body = {};
+    try {
+      body = await response.json();
+    } catch {
+      // no body: a plain wrong password
+    }
+    if (body.totp_required) {
+      // The password was right; this account also needs a code from its authenticator app.
+      const asked = !codeRow.hidden && codeInput.value.trim();
+      codeRow.hidden = false;
+      showError(asked ? "Wrong or already used code." : "Enter the code from your authenticator app.");
+      codeInput.value = "";
+      codeInput.focus();
+      return;
+    }
     showError("Wrong user or password.");
     passwordInput.select();
   } else if (response.status === 429) {

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from appliance import fields, memory
 from appliance.api import (
+    accounts,
     connections,
     demo,
     hid,
@@ -22,6 +23,7 @@ from appliance.api import (
     metrics,
     openapi_doc,
     power,
+    rights,
     scripts,
     switch,
     video,
@@ -29,6 +31,7 @@ from appliance.api import (
     ws,
 )
 from appliance.api.auth import setup_auth
+from appliance.api.control import CONTROL, Control
 from appliance.api.errors import json_errors
 from appliance.api.httpjson import MAX_JSON_BODY, field_or_400, json_response
 from appliance.api.ice import IceServer
@@ -65,6 +68,7 @@ _PAGE_REPLIES = {
 @routes.get("/api/health")
 @describe(
     Operation(
+        permission="public",
         summary="Liveness, for load balancers and systemd (no login needed)",
         tag="state",
         public=True,
@@ -78,6 +82,7 @@ async def health(request: web.Request) -> web.Response:
 @routes.get("/api/state")
 @describe(
     Operation(
+        permission="view",
         summary="The appliance's state (also the WebSocket's `state` event)",
         tag="state",
         replies={200: ok("target, HID, video and client count", STATE_REF)},
@@ -90,6 +95,7 @@ async def state(request: web.Request) -> web.Response:
 @routes.get("/api/debug/runtime")
 @describe(
     Operation(
+        permission="admin",
         summary="Runtime counts a soak run watches for leaks (tasks, threads, fds, connections)",
         tag="state",
         replies={
@@ -192,6 +198,7 @@ async def _static_guard(request: web.Request, handler: Any) -> web.StreamRespons
 @routes.get("/")
 @describe(
     Operation(
+        permission="account",
         summary="The console",
         tag="pages",
         replies=_PAGE_REPLIES,
@@ -202,9 +209,24 @@ async def index(request: web.Request) -> web.StreamResponse:
     return _page("index.html")
 
 
+@routes.get("/account")
+@describe(
+    Operation(
+        permission="account",
+        summary="The account page: own password and 2FA; users, tokens and audit for admins",
+        tag="pages",
+        replies=_PAGE_REPLIES,
+        errors={404: "the page is missing from this build"},
+    )
+)
+async def account_page(request: web.Request) -> web.StreamResponse:
+    return _page("account.html")
+
+
 @routes.get("/login")
 @describe(
     Operation(
+        permission="public",
         summary="The login page",
         tag="pages",
         public=True,
@@ -219,6 +241,7 @@ async def login_page(request: web.Request) -> web.StreamResponse:
 @routes.get("/favicon.ico")
 @describe(
     Operation(
+        permission="public",
         summary="Redirect to /static/favicon.svg",
         tag="pages",
         public=True,
@@ -246,8 +269,11 @@ def create_app(
         trusted_proxies=appliance.config.server.trusted_proxies,
         proxy_header=appliance.config.server.proxy_header,
     )
+    rights.setup(app)  # every route's declared permission, right after authentication
+    app[CONTROL] = Control(appliance.events.publish)
     connections.setup(app, auth_store)  # before the streaming routes: they register with it
     app.add_routes(routes)
+    app.add_routes(accounts.routes)
     app.add_routes(hid.routes)
     app.add_routes(jobs.routes)
     app.add_routes(video.routes)
@@ -279,8 +305,25 @@ def create_app(
         app.middlewares.append(_static_guard)
         app.on_response_prepare.append(_static_cache_policy)
 
+    unlisten: list[Any] = []
+
     async def start(app: web.Application) -> None:
         await appliance.start()
+        # A holder whose credential this process revokes (logout, password change, user removed)
+        # loses exclusive control at once, even with no console open (taken over REST).
+        loop = asyncio.get_running_loop()
+        control = app[CONTROL]
+
+        def revoked() -> None:  # may run in a worker thread (logout writes off the loop)
+            loop.call_soon_threadsafe(control.revoked, auth_store.credential_valid)
+
+        unlisten.append(auth_store.add_listener(revoked))
+
+    async def forget(app: web.Application) -> None:
+        for remove in unlisten:
+            remove()
+
+    app.on_cleanup.append(forget)
 
     async def end_streams(app: web.Application) -> None:
         appliance.end_streams()

@@ -19,6 +19,7 @@ when the peer is one of ``trusted_proxies`` — the client the proxy names in it
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import ipaddress
@@ -26,12 +27,25 @@ import logging
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import hdrs, web
 
 from appliance.api.httpjson import BodyTooLarge, read_body
-from appliance.api.openapi import EMPTY, Operation, Reply, describe, enum, obj, ok, string
+from appliance.api.openapi import (
+    BOOLEAN,
+    EMPTY,
+    Operation,
+    Reply,
+    array,
+    describe,
+    enum,
+    integer,
+    nullable,
+    obj,
+    ok,
+    string,
+)
 from appliance.auth import (
     MAX_PASSWORD_LENGTH,
     SCRYPT_WORKERS,
@@ -41,6 +55,7 @@ from appliance.auth import (
 )
 from appliance.auth_gate import Overloaded, PasswordCheckGate
 from appliance.jsondecode import JsonError, decode_json
+from appliance.roles import PERMISSIONS, ROLE_RIGHTS, ROLES, Role, narrower
 
 SESSION_COOKIE = "ipkvm_session"
 REALM = "ipkvm"
@@ -69,6 +84,8 @@ class AuthInfo:
     via: str  # "session" | "token" | "basic"
     session_id: str | None = None
     credential: Credential | None = None
+    token: str | None = None  # the token's name (via "token")
+    token_role: Role | None = None  # a token's narrower role (None: the user's own)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +140,19 @@ def _overloaded(exc: Overloaded) -> web.Response:
             "retry_after": seconds,
         },
         {hdrs.RETRY_AFTER: str(seconds)},
+    )
+
+
+def _audit_login(
+    request: web.Request,
+    user: str | None,
+    outcome: Literal["ok", "failed", "locked"],
+    **details: Any,
+) -> None:
+    """Logins (browser and failed HTTP Basic) in the audit log; the user name as typed."""
+    shown = user[:64] if isinstance(user, str) else None
+    request.app[AUTH_STORE].audit.record(
+        "login", user=shown, address=client_address(request), outcome=outcome, **details
     )
 
 
@@ -281,18 +311,20 @@ async def _check_basic(
     user, sep, password = decoded.partition(":")
     if not sep:
         return _json(401, {"error": "malformed Basic credentials"}, _basic_challenge())
-    credential = store.basic_credential()  # before the check: a change in between fails closed
+    # before the check: a change in between fails closed
+    credential = store.basic_credential(user)
     if store.verify_cached(user, password):
         return AuthInfo(user, "basic", credential=credential)
-    ok = await _throttled_verify(request, store, throttle, user, password)
+    ok = await throttled_verify(request, store, throttle, user, password)
     if isinstance(ok, web.Response):
         return ok
     if not ok:
+        _audit_login(request, user, "failed", via="basic", reason="wrong user or password")
         return _json(401, {"error": "wrong user or password"}, _basic_challenge())
     return AuthInfo(user, "basic", credential=credential)
 
 
-async def _throttled_verify(
+async def throttled_verify(
     request: web.Request, store: AuthStore, throttle: LoginThrottle, user: str, password: str
 ) -> bool | web.Response:
     """scrypt in the thread pool, under the per-client backoff (429 when it says wait) and the
@@ -300,6 +332,8 @@ async def _throttled_verify(
     addr = client_address(request)
     wait = throttle.check(addr)
     if wait > 0:
+        if throttle.report_lock(addr):
+            _audit_login(request, user, "locked", retry_after=math.ceil(wait))
         return _too_many(wait)
     if len(password) > MAX_PASSWORD_LENGTH:
         throttle.begin(addr)
@@ -332,14 +366,20 @@ async def _authenticate(request: web.Request) -> AuthInfo | web.Response | None:
         scheme = scheme.lower()
         if scheme == "bearer":
             token = credentials.strip()
-            name = store.verify_token(token)
-            if name is None:
+            info = store.token_identity(token)
+            if info is None:
                 return _json(
                     401,
                     {"error": "invalid or revoked token"},
                     {hdrs.WWW_AUTHENTICATE: f'Bearer realm="{REALM}", error="invalid_token"'},
                 )
-            return AuthInfo(name, "token", credential=Credential.for_token(token))
+            return AuthInfo(
+                info.user,
+                "token",
+                credential=Credential.for_token(token),
+                token=info.name,
+                token_role=info.role,
+            )
         if scheme == "basic":
             return await _check_basic(request, store, request.app[LOGIN_THROTTLE], credentials)
         return _json(
@@ -442,21 +482,28 @@ def _clear_cookie(resp: web.StreamResponse, settings: AuthSettings) -> None:
 
 @describe(
     Operation(
+        permission="public",
         summary="Log in: a session cookie for the password",
         description=f"Takes at most {_MAX_LOGIN_BODY} bytes. Failures are throttled per client "
         "address (3 free tries, then 1 s, 2 s, ... 5 min).",
         tag="auth",
         public=True,
-        body=obj(("user", "password"), user=string(), password=string()),
+        body=obj(
+            ("user", "password"),
+            user=string(),
+            password=string(),
+            code=string("the TOTP code or a recovery code (users with two-factor login)"),
+        ),
         replies={
             200: Reply(
                 "logged in",
-                obj(("user",), user=string()),
+                obj(("user",), user=string(), enrolment_needed=BOOLEAN),
                 headers={"Set-Cookie": "ipkvm_session=...; HttpOnly; SameSite=Strict"},
             )
         },
         errors={
-            401: "wrong user or password",
+            401: "wrong user or password, or a two-factor code is needed "
+            '(`"totp_required": true`) or wrong',
             429: "too many failed attempts from this address (Retry-After)",
             503: "too many password checks in progress (Retry-After); not counted as a failure",
         },
@@ -469,6 +516,8 @@ async def login(request: web.Request) -> web.StreamResponse:
     settings = request.app[AUTH_SETTINGS]
     wait = throttle.check(client_address(request))
     if wait > 0:
+        if throttle.report_lock(client_address(request)):
+            _audit_login(request, None, "locked", retry_after=math.ceil(wait))
         return _too_many(wait)
     try:
         data = decode_json(await read_body(request, _MAX_LOGIN_BODY))
@@ -483,20 +532,39 @@ async def login(request: web.Request) -> web.StreamResponse:
     ):
         return _json(400, {"error": "fields 'user' and 'password' (strings) are required"})
     user, password = data["user"], data["password"]
-    ok = await _throttled_verify(request, store, throttle, user, password)
+    code = data.get("code")
+    ok = await throttled_verify(request, store, throttle, user, password)
     if isinstance(ok, web.Response):
         return ok
     if not ok:
+        _audit_login(request, user, "failed", reason="wrong user or password")
         return _json(401, {"error": "wrong user or password"})
+    second = None
+    if store.totp_enabled(user):
+        if not isinstance(code, str) or not code.strip():
+            return _json(401, {"error": "two-factor code required", "totp_required": True})
+        addr = client_address(request)
+        throttle.begin(addr)  # a wrong code counts like a wrong password
+        second = await asyncio.to_thread(store.totp_verify, user, code)
+        if second is None:
+            throttle.failure(addr)
+            _audit_login(request, user, "failed", reason="wrong or reused two-factor code")
+            return _json(
+                401, {"error": "wrong or already used two-factor code", "totp_required": True}
+            )
+        throttle.success(addr)
     await store.delete_session_async(request.cookies.get(SESSION_COOKIE))  # no session fixation
     sid = await store.create_session_async(user)  # persisted: survives a restart
-    resp = _json(200, {"user": user})
+    _audit_login(request, user, "ok", second_factor=second)
+    # a user who must enrol in 2FA first: the login page sends them to /account
+    resp = _json(200, {"user": user, "enrolment_needed": store.needs_enrolment(user)})
     _set_cookie(resp, settings, sid, store.session_ttl)
     return resp
 
 
 @describe(
     Operation(
+        permission="public",
         summary="Log out: end this browser's session and clear its cookie",
         description="Public, so an expired session can still clear its cookie. Connections "
         "the session opened are closed (WebSockets with code 4401).",
@@ -515,12 +583,24 @@ async def logout(request: web.Request) -> web.StreamResponse:
 
 @describe(
     Operation(
+        permission="account",
         summary="Who this request is authenticated as, and how",
         tag="auth",
         replies={
             200: ok(
                 "the user",
-                obj(("user", "via"), user=string(), via=enum("session", "token", "basic")),
+                obj(
+                    ("user", "via", "role", "rights"),
+                    user=string(),
+                    via=enum("session", "token", "basic"),
+                    role=enum(*ROLES),
+                    rights=array(enum(*PERMISSIONS)),
+                    ports=nullable(array(integer(1))),
+                    totp=BOOLEAN,
+                    totp_required=BOOLEAN,
+                    enrolment_needed=BOOLEAN,
+                    token=nullable(string()),
+                ),
             )
         },
     )
@@ -529,7 +609,25 @@ async def me(request: web.Request) -> web.StreamResponse:
     auth = get_auth(request)
     if auth is None:  # unreachable behind the middleware; kept for safety
         return _json(401, {"error": "authentication required"})
-    return _json(200, {"user": auth.user, "via": auth.via})
+    store = request.app[AUTH_STORE]
+    info = store.user_info(auth.user)
+    role = store.role_of(auth.user) or "viewer"
+    if auth.via == "token" and auth.token_role is not None:
+        role = narrower(role, auth.token_role)
+    return _json(
+        200,
+        {
+            "user": auth.user,
+            "via": auth.via,
+            "role": role,
+            "rights": sorted(ROLE_RIGHTS[role]),
+            "ports": list(info.ports) if info is not None and info.ports is not None else None,
+            "totp": info.totp if info is not None else False,
+            "totp_required": info.totp_required if info is not None else False,
+            "enrolment_needed": auth.via == "session" and store.needs_enrolment(auth.user),
+            "token": auth.token,
+        },
+    )
 
 
 async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from appliance.api.httpjson import get_field, json_response, read_json
 from appliance.api.openapi import BOOLEAN, Operation, describe, enum, obj, ok
+from appliance.api.rights import audit_detail
 from appliance.runtime import APPLIANCE
 from appliance.targets.demo import DemoPower, DemoTarget
 
@@ -29,7 +30,11 @@ def _machine(request: web.Request) -> DemoMachine:
 
 
 @routes.get("/api/demo/state")
-@describe(Operation(summary="Inside the demo machine", tag="demo", replies={200: _STATE}))
+@describe(
+    Operation(
+        permission="view", summary="Inside the demo machine", tag="demo", replies={200: _STATE}
+    )
+)
 async def demo_state(request: web.Request) -> web.Response:
     return json_response(_machine(request).state())
 
@@ -37,6 +42,8 @@ async def demo_state(request: web.Request) -> web.Response:
 @routes.post("/api/demo/power")
 @describe(
     Operation(
+        permission="power",
+        audit="power",
         summary="The demo machine's power switch",
         tag="demo",
         body=obj(("on",), on=BOOLEAN),
@@ -46,7 +53,9 @@ async def demo_state(request: web.Request) -> web.Response:
 async def demo_power(request: web.Request) -> web.Response:
     machine = _machine(request)
     data = await read_json(request)
-    machine.set_power(get_field(data, "on", bool))
+    on = get_field(data, "on", bool)
+    audit_detail(request, on=on)
+    machine.set_power(on)
     power = request.app[APPLIANCE].target.power
     if isinstance(power, DemoPower):
         power.sim.power_changed()  # the simulated power LED follows the switch

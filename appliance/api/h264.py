@@ -79,6 +79,7 @@ def unpack_header(message: bytes) -> tuple[dict[str, Any], bytes]:
 @routes.get("/api/stream.h264")
 @describe(
     Operation(
+        permission="view",
         summary="WebSocket: H.264 access units for WebCodecs",
         description="Text `stream` messages say the codec and size; binary messages are one "
         "access unit each, Annex-B, behind a 20-byte big-endian header. The client may send "

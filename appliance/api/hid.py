@@ -22,6 +22,7 @@ from appliance.api.openapi import (
     ok,
     string,
 )
+from appliance.api.rights import audit_detail
 from appliance.jobs import Job, JobFailed, Progress
 from appliance.runtime import APPLIANCE, Appliance
 from hid.controller import Device, Pacing, TypingAborted
@@ -80,6 +81,8 @@ def _job_response(job: Job, cancelled: str) -> web.Response:
 @routes.post("/api/hid/type")
 @describe(
     Operation(
+        permission="input",
+        audit="paste",
         summary="Type text on the target's keyboard",
         description="A waiting request owns its job: if the client disconnects, the job is "
         "cancelled and its keys released.",
@@ -119,6 +122,7 @@ async def type_text(request: web.Request) -> web.StreamResponse:
     appliance = _app(request)
     data = await read_json(request)
     text = get_field(data, "text", str)
+    audit_detail(request, length=len(text))  # never the text itself
     if len(text) > MAX_TYPE_CHARS:
         fail(413, f"text longer than {MAX_TYPE_CHARS} characters")
     layout = _layout(appliance, get_field(data, "layout", str, None))
@@ -174,6 +178,7 @@ async def type_text(request: web.Request) -> web.StreamResponse:
 @routes.post("/api/hid/type/cancel")
 @describe(
     Operation(
+        permission="input",
         summary="Stop every keyboard job (pastes, key chords, scripts)",
         description="Answers once their key releases reached the target.",
         tag="hid",
@@ -188,6 +193,7 @@ async def cancel_typing(request: web.Request) -> web.Response:
 @routes.post("/api/hid/keys")
 @describe(
     Operation(
+        permission="input",
         summary="Press key combinations in turn (`ctrl+alt+f2 enter`)",
         description=f"At most {MAX_CHORDS} chords, each at most 6 keys and 8 modifiers. Key "
         f"names: {_KEY_CODE}.",
@@ -241,6 +247,7 @@ async def keys(request: web.Request) -> web.StreamResponse:
 @routes.post("/api/hid/key")
 @describe(
     Operation(
+        permission="input",
         summary="Press or release one key, held by this API client until released",
         tag="hid",
         body=obj(
@@ -268,6 +275,7 @@ async def key(request: web.Request) -> web.Response:
 @routes.post("/api/hid/mouse")
 @describe(
     Operation(
+        permission="input",
         summary="Move the pointer (absolute or relative), click a button, turn the wheel",
         tag="hid",
         body={
@@ -317,6 +325,7 @@ async def mouse(request: web.Request) -> web.Response:
 @routes.post("/api/hid/release")
 @describe(
     Operation(
+        permission="input",
         summary="The panic button: cancel every keyboard job, release every key and button",
         tag="hid",
         replies={200: ok("released", EMPTY)},
@@ -335,6 +344,7 @@ async def release(request: web.Request) -> web.Response:
 @routes.put("/api/hid/mouse_mode")
 @describe(
     Operation(
+        permission="input",
         summary="Switch the pointer between absolute and relative reports",
         tag="hid",
         body=obj(("mode",), mode=enum("absolute", "relative")),
@@ -354,6 +364,7 @@ async def mouse_mode(request: web.Request) -> web.Response:
 @routes.get("/api/hid/layouts")
 @describe(
     Operation(
+        permission="view",
         summary="The keyboard layouts text can be typed in",
         tag="hid",
         replies={

@@ -79,6 +79,7 @@ def _job_id(request: web.Request) -> int:
 @routes.get("/api/jobs")
 @describe(
     Operation(
+        permission="view",
         summary="Running jobs and the last 32 finished ones, oldest first",
         tag="jobs",
         replies={200: ok("the jobs", obj(("jobs",), jobs=array(JOB_REF)))},
@@ -91,6 +92,7 @@ async def list_jobs(request: web.Request) -> web.Response:
 @routes.get("/api/jobs/{job}")
 @describe(
     Operation(
+        permission="view",
         summary="One job",
         tag="jobs",
         params=(_JOB_ID,),
@@ -108,6 +110,7 @@ async def get_job(request: web.Request) -> web.Response:
 @routes.post("/api/jobs/{job}/cancel")
 @describe(
     Operation(
+        permission="input",
         summary="Cancel one job",
         description="Answers once it has ended and its key releases reached the target.",
         tag="jobs",

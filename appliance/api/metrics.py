@@ -50,6 +50,7 @@ def add_source(app: web.Application, source: MetricSource) -> None:
 @routes.get("/api/metrics")
 @describe(
     Operation(
+        permission="view",
         summary="Prometheus metrics (text exposition format)",
         tag="state",
         replies={

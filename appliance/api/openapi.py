@@ -19,6 +19,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from appliance.roles import Permission
+
 Schema = dict[str, Any]
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -55,6 +57,9 @@ class Operation:
     document adds the ones every route shares (401 and the Basic check's 429/503 on private
     routes, 403 on cross-origin writes and upgrades, 413/400 on JSON bodies, 500 on ``/api/``),
     all with the JSON error object as their body.
+
+    ``permission`` names the right the route needs and ``audit`` the audit-log event it writes:
+    access control and auditing are declared here, next to the description, in one place.
     """
 
     summary: str
@@ -67,6 +72,14 @@ class Operation:
     errors: Mapping[int, str] = field(default_factory=dict)
     public: bool = False
     extensions: Mapping[str, Any] = field(default_factory=dict)  # "x-..." keys, for WebSockets
+    permission: Permission | None = None
+    """The right a caller needs (``appliance.roles``), enforced by the rights middleware
+    (``appliance.api.rights``) before the handler runs. None is refused there (403) and fails
+    ``tests/test_rights.py``: every route must say what it needs, here, beside its handler."""
+    audit: str | None = None
+    """When set, every request to this route (allowed or refused) is written to the audit log
+    under this event name with its outcome; the handler may add details
+    (``appliance.api.rights.audit_detail``)."""
 
 
 def describe(operation: Operation) -> Callable[[F], F]:

@@ -123,8 +123,14 @@ def _auth_errors(method: str, op: Operation) -> dict[int, str]:
         # The HTTP Basic check is throttled and bounded (see docs/api.md).
         errors[429] = "too many failed password checks from this address (Retry-After)"
         errors[503] = "too many password checks in progress (Retry-After)"
+        errors[403] = (
+            f"the caller's role lacks the right '{op.permission}' (docs/security.md#roles), "
+            "someone else has exclusive control, or two-factor enrolment is required"
+        )
     if method in _STATE_CHANGING or op.extensions.get("x-websocket"):
-        errors[403] = "cross-origin request refused (Origin does not match Host)"
+        errors[403] = (
+            errors.get(403, "") + "; " if 403 in errors else ""
+        ) + "cross-origin request refused (Origin does not match Host)"
     return errors
 
 
@@ -150,6 +156,8 @@ def _operation(method: str, path: str, op: Operation) -> dict[str, Any]:
         out["tags"] = [op.tag]
     if op.public:
         out["security"] = []
+    if op.permission is not None:
+        out["x-permission"] = op.permission
     if op.params:
         out["parameters"] = [
             {
@@ -292,6 +300,7 @@ def setup(app: web.Application) -> None:
 @routes.get("/api/openapi.json")
 @describe(
     Operation(
+        permission="view",
         summary="This OpenAPI 3.1 document",
         description="Describes the routes of this appliance: they depend on its target "
         "(e.g. /api/power only with a power facet, /api/demo/* only on the demo target).",

@@ -25,6 +25,7 @@ from appliance.api.openapi import (
     ok,
     string,
 )
+from appliance.api.rights import audit_detail
 from appliance.runtime import APPLIANCE
 from appliance.targets.facets import POWER_ACTIONS, ActionRefused, FacetUnavailable
 
@@ -49,7 +50,10 @@ ACTIONS = (*POWER_ACTIONS, "press")
 @routes.get("/api/power")
 @describe(
     Operation(
-        summary="Is the target on? (power state, LEDs, busy)", tag="power", replies={200: _STATE}
+        permission="view",
+        summary="Is the target on? (power state, LEDs, busy)",
+        tag="power",
+        replies={200: _STATE},
     )
 )
 async def power_state(request: web.Request) -> web.Response:
@@ -59,6 +63,8 @@ async def power_state(request: web.Request) -> web.Response:
 @routes.post("/api/power")
 @describe(
     Operation(
+        permission="power",
+        audit="power",
         summary="Switch the target on or off, reset it, or press the power button for a time",
         tag="power",
         body=obj(
@@ -78,6 +84,7 @@ async def power_action(request: web.Request) -> web.Response:
     power = appliance.target.power
     data = await read_json(request)
     action = get_field(data, "action", str)
+    audit_detail(request, action=action[:16])
     if action not in ACTIONS:
         fail(400, f"action must be one of {', '.join(ACTIONS)}, not {action!r}")
     switch = appliance.switch

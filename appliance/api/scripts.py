@@ -28,6 +28,7 @@ from appliance.api.openapi import (
     ok,
     string,
 )
+from appliance.api.rights import audit_detail
 from appliance.jobs import Job, JobFailed, Progress
 from appliance.runtime import APPLIANCE, Appliance
 from appliance.scripting import ducky, screen
@@ -74,6 +75,7 @@ def _timeout(data: dict[str, Any]) -> float:
 @routes.post("/api/screen/wait")
 @describe(
     Operation(
+        permission="view",
         summary="Wait until an image (template) or text is on the target's screen",
         description="Give exactly one of `image` and `text`. See docs/scripting.md.",
         tag="scripting",
@@ -150,6 +152,8 @@ async def screen_wait(request: web.Request) -> web.Response:
 @routes.post("/api/scripts/run")
 @describe(
     Operation(
+        permission="input",
+        audit="script.run",
         summary="Run a DuckyScript on the appliance",
         description="The whole script is checked first (nothing is sent when it is wrong). "
         "Progress goes out as `script_progress` and `job` WebSocket events; one script runs at "
@@ -195,6 +199,7 @@ async def run_script(request: web.Request) -> web.Response:
     appliance = _app(request)
     data = await read_json(request)
     source = get_field(data, "script", str)
+    audit_detail(request, length=len(source), lines=source.count("\n") + 1)  # never the text
     uploaded = get_field(data, "templates", dict, {})
     layout_name = get_field(data, "layout", str, None)
     pacing_ms = get_field(data, "pacing_ms", (int, float), None)
@@ -294,6 +299,7 @@ async def run_script(request: web.Request) -> web.Response:
 @routes.post("/api/scripts/cancel")
 @describe(
     Operation(
+        permission="input",
         summary="Stop running scripts and key-chord jobs (not pastes)",
         tag="scripting",
         replies={200: ok("how many were stopped", obj(("cancelled",), cancelled=integer(0)))},

@@ -24,6 +24,7 @@ from appliance.api.openapi import (
     ok,
     string,
 )
+from appliance.api.rights import audit_detail, require_port
 from appliance.runtime import APPLIANCE
 from appliance.switch import (
     PortError,
@@ -67,6 +68,7 @@ _STATUS = obj(
 @routes.get("/api/switch")
 @describe(
     Operation(
+        permission="view",
         summary="The KVM switch: driver, state, active port and each port's settings",
         tag="switch",
         replies={200: ok("the switch", _STATUS)},
@@ -79,6 +81,8 @@ async def switch_state(request: web.Request) -> web.Response:
 @routes.post("/api/switch/select")
 @describe(
     Operation(
+        permission="switch",
+        audit="switch.select",
         summary="Switch to a port (number or name); answers once the switch confirms it",
         tag="switch",
         body=obj(("port",), port={"oneOf": [integer(1), string(minLength=1)]}),
@@ -111,6 +115,12 @@ async def switch_select(request: web.Request) -> web.Response:
     if isinstance(spec, bool) or not isinstance(spec, int | str):
         fail(400, f"port must be a number or a port name, not {spec!r}")
     try:
+        wanted = switch.ports.find(spec)
+    except PortError as exc:
+        fail(400, str(exc))
+    audit_detail(request, port=wanted, previous=switch.active)
+    require_port(request, wanted)  # a user narrowed to some ports selects only those
+    try:
         port = await switch.select(spec)
     except PortError as exc:
         fail(400, str(exc))
@@ -128,6 +138,8 @@ async def switch_select(request: web.Request) -> web.Response:
 @routes.patch("/api/switch/ports/{port}")
 @describe(
     Operation(
+        permission="admin",
+        audit="switch.port",
         summary="Rename a port or change its settings (kept in the state directory)",
         tag="switch",
         params=(Param("port", integer(1, 999), "the port number", where="path", required=True),),

@@ -29,6 +29,7 @@ def _int_param(request: web.Request, name: str, default: int, lo: int, hi: int) 
 @routes.get("/api/stream.mjpeg")
 @describe(
     Operation(
+        permission="view",
         summary="The picture as an MJPEG stream (multipart/x-mixed-replace)",
         description="A part (image/jpeg) is sent when the picture changes, and about once a "
         "second on a static screen. The response never ends on its own: it ends when the client "
@@ -119,6 +120,7 @@ async def _stream_parts(
 @routes.get("/api/snapshot")
 @describe(
     Operation(
+        permission="view",
         summary="The latest frame as one JPEG or PNG",
         tag="video",
         params=(

@@ -21,6 +21,7 @@ from appliance.api.connections import CONNECTIONS, credential_of
 from appliance.api.httpjson import fail, json_response, read_json
 from appliance.api.ice import IceServer
 from appliance.api.openapi import Operation, describe, obj, ok, string
+from appliance.api.rights import connection_check
 from appliance.runtime import APPLIANCE
 
 if TYPE_CHECKING:
@@ -105,6 +106,7 @@ def setup(
 @routes.post("/api/webrtc/offer")
 @describe(
     Operation(
+        permission="view",
         summary="WebRTC: answer a complete SDP offer (video sent only; input data channels)",
         description="ICE candidates must be in the offer (no trickle). Data channels: `input` "
         "(the /api/ws client messages) and `pointer` (absolute moves). See docs/api.md.",
@@ -133,7 +135,10 @@ async def offer(request: web.Request) -> web.Response:
         fail(413, f"SDP larger than {MAX_SDP} bytes")
     peers = await request.app[WEBRTC].get()
     try:
-        answer = await peers.answer(sdp, credential_of(request))
+        # data-channel messages obey the role of the offer's credential (the client id is for
+        # "typing" in the presence list; a peer is not a console connection of its own)
+        check = connection_check(request, "rtc")
+        answer = await peers.answer(sdp, credential_of(request), check)
     except web.HTTPException:
         raise
     except Exception as exc:

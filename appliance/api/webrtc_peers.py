@@ -56,7 +56,7 @@ from aiortc import (
 from appliance.api.httpjson import fail
 from appliance.api.ice import IceServer
 from appliance.api.rtp_playout import send_playout_delay
-from appliance.api.ws import handle_text
+from appliance.api.ws import Check, handle_text
 
 __all__ = ["BadOffer", "Peer", "WebRtcPeers", "check_offer"]
 from appliance.api.connections import Connection, ConnectionRegistry
@@ -150,6 +150,8 @@ class Peer:
     """Set first thing on close: data-channel messages still in flight are then ignored, and
     tests await it (the slot is free once the peer has left :attr:`WebRtcPeers.peers`)."""
     connection: Connection | None = None
+    check: Check | None = None
+    """The data channels' per-message rights check (``appliance.api.rights``)."""
 
 
 class BadOffer(ValueError):
@@ -203,7 +205,9 @@ class WebRtcPeers:
             ]
         )
 
-    async def answer(self, sdp: str, credential: Credential | None = None) -> RTCSessionDescription:
+    async def answer(
+        self, sdp: str, credential: Credential | None = None, check: Check | None = None
+    ) -> RTCSessionDescription:
         """Accept a browser's offer; returns the answer with all our ICE candidates in it.
 
         ``credential`` authenticated the offer: the peer is closed when it is revoked.
@@ -213,7 +217,7 @@ class WebRtcPeers:
             fail(503, f"too many WebRTC viewers (at most {self.max_peers})")
         client = self.appliance.new_client("rtc")
         pc = RTCPeerConnection(self._configuration())
-        peer = Peer(pc, client, codec="")
+        peer = Peer(pc, client, codec="", check=check)
         self.peers[client] = peer
         self._arm_reaper(peer, "did not connect")
         if self.connections is not None:
@@ -303,7 +307,8 @@ class WebRtcPeers:
                     "request": None,
                 }
             else:
-                reply = handle_text(appliance, peer.client, message)  # never raises on bad input
+                # never raises on bad input; a refused right is an error event
+                reply = handle_text(appliance, peer.client, message, peer.check)
             if reply is not None and channel.readyState == "open":
                 channel.send(json.dumps(reply))
 

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from appliance.api.httpjson import fail, get_field, json_response, read_json
 from appliance.api.openapi import Operation, describe, integer, nullable, obj, ok, string
+from appliance.api.rights import audit_detail
 from appliance.runtime import APPLIANCE, Appliance
 from appliance.switch import PortError
 from appliance.wol import BadMac, format_mac, parse_mac, send_magic_packet
@@ -70,6 +71,7 @@ def target_mac(
 @routes.get("/api/wol")
 @describe(
     Operation(
+        permission="view",
         summary="Wake-on-LAN settings and the MAC of the machine on the console now",
         tag="power",
         replies={200: ok("the settings", _SETTINGS)},
@@ -93,6 +95,8 @@ async def wol_settings(request: web.Request) -> web.Response:
 @routes.post("/api/wol")
 @describe(
     Operation(
+        permission="power",
+        audit="power.wol",
         summary="Send a Wake-on-LAN magic packet (a MAC, a switch port's, the active port's "
         "or wol.mac)",
         tag="power",
@@ -139,6 +143,7 @@ async def wake(request: web.Request) -> web.Response:
         mac = parse_mac(text)
     except BadMac as exc:
         fail(400, str(exc))
+    audit_detail(request, mac=str(mac))
     try:
         send_magic_packet(mac, wol.address, wol.port)
     except OSError as exc:

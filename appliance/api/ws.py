@@ -25,16 +25,21 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
 from appliance import fields
+from appliance.api.auth import AUTH_STORE, get_auth
 from appliance.api.connections import CLOSE_CODE, CLOSE_REASON, CONNECTIONS
+from appliance.api.control import CONTROL
 from appliance.api.openapi import Operation, describe, ok
 from appliance.api.outbox import Outbox
+from appliance.api.rights import connection_check, effective_role
 from appliance.jsondecode import JsonError, decode_json
+from appliance.roles import Permission
 from appliance.runtime import APPLIANCE, Appliance
 from hid.keymap import UnknownKey
 from hid.reports import ABS_MAX, BUTTONS
@@ -105,10 +110,32 @@ def decode_message(data: str | bytes) -> dict[str, Any]:
     return msg
 
 
-def handle_message(appliance: Appliance, client: str, msg: dict[str, Any]) -> dict[str, Any] | None:
-    """Apply one client message; return a reply event or None. Raises BadMessage/UnknownKey."""
+INPUT_MESSAGES = frozenset({"key", "mouse", "mouse_rel", "button", "wheel", "mouse_mode"})
+"""Messages that need the ``input`` right (``release_all`` and ``ping`` need none: letting go of
+keys is always allowed)."""
+
+Check = Callable[[Permission], str | None]
+"""Why the connection may not use a right now (None: it may): ``appliance.api.rights.denial``
+for the connection's credential, asked per message because roles and control change."""
+
+
+class Forbidden(Exception):
+    def __init__(self, reason: str, permission: Permission) -> None:
+        super().__init__(reason)
+        self.permission = permission
+
+
+def handle_message(
+    appliance: Appliance, client: str, msg: dict[str, Any], check: Check | None = None
+) -> dict[str, Any] | None:
+    """Apply one client message; return a reply event or None. Raises BadMessage/UnknownKey,
+    or Forbidden when ``check`` refuses the right the message needs."""
     hid = appliance.hid
     kind = msg.get("type")
+    if check is not None and kind in INPUT_MESSAGES:
+        reason = check("input")
+        if reason is not None:
+            raise Forbidden(reason, "input")
     if kind == "key":
         code = msg.get("code")
         if not isinstance(code, str):
@@ -146,7 +173,9 @@ def handle_message(appliance: Appliance, client: str, msg: dict[str, Any]) -> di
     return None
 
 
-def handle_text(appliance: Appliance, client: str, text: str) -> dict[str, Any] | None:
+def handle_text(
+    appliance: Appliance, client: str, text: str, check: Check | None = None
+) -> dict[str, Any] | None:
     """Decode and apply one text message (``/api/ws`` and the WebRTC data channels alike).
 
     Returns the reply event, an ``error`` event for any bad message (malformed, too deeply
@@ -155,7 +184,15 @@ def handle_text(appliance: Appliance, client: str, text: str) -> dict[str, Any] 
     msg: Any = None
     try:
         msg = decode_message(text)
-        return handle_message(appliance, client, msg)
+        return handle_message(appliance, client, msg, check)
+    except Forbidden as exc:
+        return {
+            "type": "error",
+            "message": f"refused: {exc}",
+            "request": msg.get("type"),
+            "forbidden": True,
+            "permission": exc.permission,
+        }
     except (BadMessage, UnknownKey, ValueError) as exc:  # JsonError is a ValueError
         request_type = msg.get("type") if isinstance(msg, dict) else None
         return {"type": "error", "message": str(exc), "request": request_type}
@@ -164,10 +201,13 @@ def handle_text(appliance: Appliance, client: str, text: str) -> dict[str, Any] 
 @routes.get("/api/ws")
 @describe(
     Operation(
+        permission="view",
         summary="WebSocket: input and state events (JSON text messages)",
         description="Client messages: key, mouse, mouse_rel, button, wheel, release_all, "
-        "mouse_mode, ping (at most 16 KiB each). Server events: state, pong, error, "
-        "type_progress, script_progress, job, dropped. Formats: docs/api.md#websocket-get-apiws. "
+        "mouse_mode, ping (at most 16 KiB each); input messages need the `input` right "
+        "(refused with an error event `forbidden: true`). Server events: hello, state, "
+        "presence, pong, error, type_progress, script_progress, job, dropped. "
+        "Formats: docs/api.md#websocket-get-apiws. "
         "Closed with code 4401 when the credentials that opened it are revoked.",
         tag="websocket",
         replies={101: ok("switching to the WebSocket protocol")},
@@ -188,6 +228,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     client = appliance.new_client("ws")
     outbox = Outbox(SEND_QUEUE)
     enqueue = outbox.put
+    check = connection_check(request, client)
 
     async def sender() -> None:
         while True:
@@ -233,13 +274,28 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
             if len(message.data) > MAX_MESSAGE:
                 enqueue({"type": "error", "message": f"message larger than {MAX_MESSAGE} bytes"})
                 continue
-            reply = handle_text(appliance, client, message.data)
+            reply = handle_text(appliance, client, message.data, check)
             if reply is not None:
                 enqueue(reply)
 
     appliance.clients += 1
     unsubscribe = appliance.events.add(enqueue)
     send_task = asyncio.create_task(sender(), name=f"{client}-send")
+    control = request.app[CONTROL]
+    auth = get_auth(request)
+    left = False
+    if auth is not None:
+        role = effective_role(request.app[AUTH_STORE], auth) or "viewer"
+
+        def join() -> None:
+            if left:
+                return  # closed before its first await: no stale presence entry
+            enqueue({"type": "hello", "client": client, "user": auth.user, "role": role})
+            control.join(client, auth.user, role, auth.credential)
+
+        # after the first ``state`` event (queued by events.add with call_soon): clients may
+        # rely on it coming first
+        asyncio.get_running_loop().call_soon(join)
     try:
         with appliance.stream():
             # Revocation cancels receive_input() where it waits for the next message, so nothing
@@ -265,6 +321,8 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
                 send_task.cancel()
                 await ws.close(code=CLOSE_CODE, message=CLOSE_REASON.encode())
     finally:
+        left = True
+        control.leave(client)
         appliance.hid.release_client(client)
         unsubscribe()
         appliance.clients -= 1

@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "config": ("appliance.cli.config", "check a configuration file"),
     "passwd": ("appliance.cli.passwd", "set the admin password"),
     "token": ("appliance.cli.token", "create, list or revoke API tokens"),
+    "user": ("appliance.cli.user", "add, list, remove users; set their password or role"),
     "gadget": ("appliance.cli.gadget", "set up, tear down or show the USB HID gadget (configfs)"),
     # One module serves these client commands; it reads the name from the subparser's prog.
     "type": ("appliance.cli.client", "type text on the target (TEXT, or - for stdin)"),

@@ -1,8 +1,9 @@
-"""``ipkvm passwd``: set the admin password (the only way to change it: no web form to abuse).
+"""``ipkvm passwd``: set the ``admin`` password (other users: ``ipkvm user passwd NAME``).
 
 Interactive on a terminal (asked twice, never echoed); ``--stdin`` reads one line for scripts.
-A running server notices the new hash at once and ends every browser session; connections opened
-with a session or the old password are closed within a second (``appliance.api.connections``).
+A running server notices the new hash at once and ends admin's browser sessions; connections
+opened with those sessions or the old password are closed within a second
+(``appliance.api.connections``). Users change their own password in the console (/account).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def _read_password(use_stdin: bool) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from appliance.auth import AuthError, AuthStore, resolve_state_dir
+    from appliance.auth import AuthError, AuthStore, StateTooNew, resolve_state_dir
     from appliance.cli import CliError
     from appliance.config import ConfigError
 
@@ -57,8 +58,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         store = AuthStore(state_dir)
         store.set_password(password)
+        store.audit.record("user.change", user="cli", target="admin", changed=["password"])
     except AuthError as exc:
         raise CliError(f"{exc}; nothing changed") from None
+    except StateTooNew as exc:
+        raise CliError(str(exc)) from None
     except OSError as exc:
         raise CliError(f"cannot write {state_dir}: {exc.strerror or exc}") from None
     print(f"admin password changed in {state_dir}", file=sys.stderr)

@@ -65,7 +65,8 @@ async def serve(config) -> None:  # type: ignore[no-untyped-def]
     from appliance import __version__, sdnotify
     from appliance.api.connlimits import AcceptErrorLog
     from appliance.api.server import start_server
-    from appliance.auth import AuthStore
+    from appliance.auth import AuthStore, StateTooNew
+    from appliance.cli import CliError
 
     started = time.monotonic()
     # First thing: a SIGTERM during start-up must still end in a clean shutdown.
@@ -75,8 +76,11 @@ async def serve(config) -> None:  # type: ignore[no-untyped-def]
         loop.add_signal_handler(sig, stop.set)
     loop.set_exception_handler(AcceptErrorLog())  # no traceback flood at the fd limit
     state_dir = Path(config.server.state_dir)
-    store = AuthStore(state_dir, session_ttl=config.server.session_ttl)
-    password = store.ensure_admin()
+    try:
+        store = AuthStore(state_dir, session_ttl=config.server.session_ttl)
+        password = store.ensure_admin()
+    except StateTooNew as exc:  # a downgrade: refuse rather than rewrite newer files
+        raise CliError(str(exc)) from None
 
     ssl_context = None
     if config.server.tls:

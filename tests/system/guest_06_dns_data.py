@@ -90,7 +90,11 @@ def test_data_grown_to_the_disk_once_with_state_intact() -> None:
     assert pwd.getpwuid(state.st_uid).pw_name == "ipkvm"
     assert stat.S_IMODE(state.st_mode) == 0o700
     assert stat.S_IMODE(os.stat("/data/ssh").st_mode) == 0o700
-    auth = Path("/var/lib/ipkvm/auth.json")  # firstboot's admin hash (guest_05 logs in with it)
+    # firstboot's admin hash (guest_05 logs in with it): written as auth.json, which the service
+    # migrates to users.json on its first start (auth.json kept as auth.json.v1)
+    auth = Path("/var/lib/ipkvm/users.json")
+    if not auth.exists():
+        auth = Path("/var/lib/ipkvm/auth.json")
     assert json.loads(auth.read_text()), auth
     assert pwd.getpwuid(auth.stat().st_uid).pw_name == "ipkvm"
     assert Path("/etc/ipkvm/ipkvm.toml").read_text() == Path("/data/etc/ipkvm.toml").read_text()

@@ -7,6 +7,7 @@ import { setupPanel } from "./menu.js";
 import { OnScreenKeyboard } from "./osk.js";
 import { PastePanel } from "./paste.js";
 import { PowerControls } from "./power.js";
+import { Presence } from "./presence.js";
 import { Settings } from "./settings.js";
 import { SwitchMenu } from "./switch.js";
 import { chooseTransport, TRANSPORTS } from "./transport.js";
@@ -69,9 +70,18 @@ ui.beforeLogout = () => {
   socket.stop();
   if (transport) transport.stop();
 };
+const presence = new Presence($("presence"), $("control-btn"), (text) => ui.toast(text));
+socket.addEventListener("hello", (e) => presence.hello(e.detail));
+socket.addEventListener("presence", (e) => presence.render(e.detail));
+let lastRefusal = 0;
 socket.addEventListener("error-event", (e) => {
   // The server refused one message (e.g. an unknown key code); the session carries on.
   console.warn("ipkvm: server refused a message:", e.detail.message);
+  // A refused right (viewer role, someone else's exclusive control): say so, at most every 3 s.
+  if (e.detail.forbidden && Date.now() - lastRefusal > 3000) {
+    lastRefusal = Date.now();
+    ui.toast(e.detail.message);
+  }
 });
 
 // Toolbar: mouse mode toggle.
@@ -186,6 +196,18 @@ async function start() {
   ui.init();
   ui.showStats(settings.values.showStats);
   let state = null;
+  try {
+    // Who am I: a session that must enrol in two-factor login first goes to the Account page;
+    // a viewer's console hides the input controls (the server refuses them anyway).
+    const me = await api("GET", "/api/auth/me");
+    if (me.enrolment_needed) {
+      window.location.assign("/account");
+      return;
+    }
+    document.body.dataset.role = me.role;
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) return; // on the way to /login
+  }
   try {
     state = await api("GET", "/api/state");
     applyState(state);
