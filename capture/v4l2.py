@@ -1,8 +1,10 @@
-"""V4L2 capture (HDMI-to-USB dongles, CSI/HDMI bridges) through OpenCV, watched by the driver.
+"""V4L2 capture (HDMI-to-USB dongles, CSI/HDMI bridges) straight from the driver's mmap buffers.
 
-``cv2.VideoCapture.read`` blocks, so it lives in a daemon *reader* thread that keeps only the
-freshest frame (driver queue of one buffer, and a single pending slot towards the event loop: if
-the loop is busy, an older unpublished frame is replaced, never queued).
+Frames keep the device's format (MJPEG, YUYV, UYVY, NV12; capture/v4l2_stream.py): a dongle's JPEG
+reaches MJPEG viewers untouched, raw YUV is converted once, and only for a consumer that needs it.
+Reading lives in a daemon *reader* thread (poll with a timeout, then the newest ready buffer) that
+keeps only the freshest frame (a single pending slot towards the event loop: if the loop is busy,
+an older unpublished frame is replaced, never queued).
 
 Frames arriving (or not) cannot tell a lost HDMI signal: a receiver may keep streaming noise, or
 stop so that ``read()`` never returns. So a *supervisor* thread asks the driver itself every
@@ -14,8 +16,8 @@ retires the reader, sets the detected timings (so the capture size follows the s
 fresh reader. A reader that delivers nothing for ``reopen_after`` seconds is replaced too. Devices
 without DV timings (UVC dongles) keep the frame-based judgement.
 
-A retired reader may still be stuck in ``read()``; ``release()`` from another thread is not safe
-while it is, so it is abandoned (daemon thread) and releases its capture when the read returns.
+A retired reader may still be waiting in ``read()`` (at most ``read_timeout``); it is abandoned
+(daemon thread) and closes its device when the read returns.
 Every reader carries a generation number and publishes only while it is the current one, so an
 abandoned reader never shows a stale frame or state.
 
@@ -23,8 +25,7 @@ Everything that can go wrong — no device, not a capture device, no signal, cab
 hub signal state plus a generated frame that says why, and is retried until it works again; nobody
 has to restart anything.
 
-This OpenCV build's V4L2 backend opens cameras by index only, so a path is resolved (following
-symlinks such as /dev/v4l/by-id/...) to /dev/videoN and opened as index N.
+A path is resolved (following symlinks such as /dev/v4l/by-id/...) and must name a /dev/videoN.
 """
 
 from __future__ import annotations
@@ -33,27 +34,23 @@ import asyncio
 import contextlib
 import errno
 import logging
-import math
 import os
 import re
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import cast
-
-import cv2
-import numpy as np
 
 from capture import v4l2_ioctl as vio
-from capture.frame import Image, SignalStatus
+from capture.frame import Captured, Image, SignalStatus
 from capture.hub import FrameHub
 from capture.placeholder import message_image
 from capture.source import VideoSource
+from capture.v4l2_stream import V4l2Stream
 
 log = logging.getLogger(__name__)
 
-FOURCCS = ("MJPG", "YUYV")
+FOURCCS = ("MJPG", "YUYV", "UYVY", "NV12")
 
 #: what QUERY_DV_TIMINGS's complaint means, as shown to the user (title, message)
 LOSS_TEXT: dict[vio.SignalLoss, tuple[str, str]] = {
@@ -226,7 +223,7 @@ class V4l2Source(VideoSource):
         self._done: asyncio.Future[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._hub: FrameHub | None = None
-        self._pending: tuple[Image, float, int] | None = None
+        self._pending: tuple[Captured, float, int] | None = None
         self._pending_lock = threading.Lock()
         # Held while checking the generation or the status and posting the result, so a retired
         # reader's last frame or state is never posted after the supervisor's verdict, and two
@@ -246,11 +243,6 @@ class V4l2Source(VideoSource):
         self._hub = hub
         self._done = self._loop.create_future()
         hub.set_signal("starting", f"Opening {self.device}")
-        # OpenCV's V4L2 backend waits this many whole seconds in select() for a frame (default
-        # 10): shorter, so a read returns soon after a signal is lost and close() is not held up.
-        os.environ.setdefault(
-            "OPENCV_VIDEOIO_V4L_SELECT_TIMEOUT", str(max(1, math.ceil(self.read_timeout)))
-        )
         self._thread = threading.Thread(
             target=self._run, name=f"v4l2 supervisor {self.device}", daemon=True
         )
@@ -402,18 +394,17 @@ class V4l2Source(VideoSource):
                 self._report(status, message)
 
     def _read(self, reader: _Reader, index: int, size: tuple[int, int] | None) -> None:
-        cap: cv2.VideoCapture | None = None
+        stream: V4l2Stream | None = None
+        work = self._hub.work if self._hub is not None else None
         try:
-            cap = self._open(index, size)
-            if cap is None:
-                self._report_if(reader, "no_device", f"Cannot open {self.device} for capture")
+            stream = self._open(reader, size)
+            if stream is None:
                 return
             reader.opened = time.monotonic()
             failing_since: float | None = None
             while self._current(reader):
-                ok, image = cap.read()
-                if ok and image is not None and image.ndim == 3 and image.shape[2] == 3:
-                    frame = cast(Image, np.asarray(image, dtype=np.uint8))
+                captured = stream.read(self.read_timeout, work)
+                if captured is not None:
                     ts = reader.last_frame = time.monotonic()
                     failing_since = None
                     with self._state_lock:
@@ -422,54 +413,46 @@ class V4l2Source(VideoSource):
                         self._last_frame = ts
                         if self._status != "ok":
                             self._report("ok", f"Capturing from {self.device}", placeholder=False)
-                        self._offer(frame, ts, reader.generation)
+                        self._offer(captured, ts, reader.generation)
                     continue
                 if not self._current(reader):
-                    return
-                if not os.path.exists(self.device):
-                    self._report_if(
-                        reader, "no_device", f"Capture device {self.device} disappeared"
-                    )
                     return
                 self._report_if(reader, "no_signal", f"No frames from {self.device}")
                 now = time.monotonic()
                 failing_since = failing_since or now
                 if now - failing_since >= self.reopen_after:
                     return  # the supervisor opens afresh: some drivers need it for a new source
-                self._stop.wait(min(0.1, self.read_timeout))
+        except OSError as exc:
+            if not os.path.exists(self.device):
+                self._report_if(reader, "no_device", f"Capture device {self.device} disappeared")
+            else:
+                log.warning("V4L2 reader for %s: %s", self.device, exc)
+                self._report_if(reader, "no_signal", f"Capture from {self.device} failed: {exc}")
         except Exception as exc:
             log.exception("V4L2 reader for %s crashed", self.device)
             self._report_if(reader, "no_device", f"Capture failed: {exc}")
         finally:
-            if cap is not None:
-                cap.release()
+            if stream is not None:
+                stream.close()
 
-    def _open(self, index: int, size: tuple[int, int] | None) -> cv2.VideoCapture | None:
-        cap = cv2.VideoCapture(index, cv2.CAP_V4L2)
-        if not cap.isOpened():
-            cap.release()
-            return None
+    def _open(self, reader: _Reader, size: tuple[int, int] | None) -> V4l2Stream | None:
         width, height = size if size is not None else (self.width, self.height)
-        cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter.fourcc(*self.fourcc))
-        cap.set(cv2.CAP_PROP_FRAME_WIDTH, width)
-        cap.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
-        cap.set(cv2.CAP_PROP_FPS, self.fps)
-        cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
-        log.info(
-            "opened %s: %dx%d@%s",
-            self.device,
-            cap.get(cv2.CAP_PROP_FRAME_WIDTH),
-            cap.get(cv2.CAP_PROP_FRAME_HEIGHT),
-            cap.get(cv2.CAP_PROP_FPS),
-        )
-        return cap
+        stream = V4l2Stream(self.device, self.fourcc, width, height, self.fps)
+        try:
+            fmt = stream.open()
+        except (OSError, ValueError) as exc:
+            log.warning("cannot capture from %s: %s", self.device, exc)
+            self._report_if(reader, "no_device", f"Cannot open {self.device} for capture: {exc}")
+            return None
+        log.info("opened %s: %s %dx%d", self.device, fmt.fourcc, fmt.width, fmt.height)
+        return stream
 
     # ------------------------------------------------------------------ to the loop
-    def _offer(self, image: Image, ts: float, generation: int) -> None:
+    def _offer(self, captured: Captured, ts: float, generation: int) -> None:
         """Hand the frame over; if the loop has not taken the previous one yet, replace it."""
         with self._pending_lock:
             scheduled = self._pending is not None
-            self._pending = (image, ts, generation)
+            self._pending = (captured, ts, generation)
         if not scheduled:
             self._post(self._publish_pending)
 
@@ -478,9 +461,9 @@ class V4l2Source(VideoSource):
             pending, self._pending = self._pending, None
         if pending is None or self._hub is None or self._stop.is_set():
             return
-        image, ts, generation = pending
+        captured, ts, generation = pending
         if generation == self._generation:  # a reader retired meanwhile: its frame is stale
-            self._hub.publish(image, ts)
+            self._hub.publish_captured(captured, ts)
 
     def _report(
         self,

@@ -1,7 +1,8 @@
 """MJPEG stream and snapshots. Each frame is JPEG-encoded once (JpegEncoder caches by content),
 however many clients watch; a client only gets a new part when the picture changed, plus a
-keep-alive part about once a second so proxies and browsers do not time out. A stream ends (the
-response body is finished) when the credentials that opened it are revoked."""
+keep-alive part about once a second so proxies and browsers do not time out. A JPEG capture
+device's pictures are sent as they are (no decode, no encode) unless a quality is asked for. A
+stream ends (the response body is finished) when the credentials that opened it are revoked."""
 
 from __future__ import annotations
 
@@ -19,11 +20,22 @@ from capture.pacing import FramePacer
 
 routes = web.RouteTableDef()
 BOUNDARY = "frame"
+QUALITY_DOC = (
+    "JPEG quality (default: a JPEG capture device's own pictures as they are, else "
+    "stream.jpeg_quality)"
+)
 KEEPALIVE = 1.0
 
 
 def _int_param(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
     return field_or_400(lambda: fields.query_integer(request.query, name, default, lo, hi))
+
+
+def _quality(request: web.Request) -> int | None:
+    """The ``quality`` asked for; None (not given) lets a device's own JPEG through untouched."""
+    if "quality" not in request.query:
+        return None
+    return _int_param(request, "quality", 0, 1, 100)
 
 
 @routes.get("/api/stream.mjpeg")
@@ -36,7 +48,7 @@ def _int_param(request: web.Request, name: str, default: int, lo: int, hi: int) 
         tag="video",
         params=(
             Param("fps", integer(1, 60), "frame rate cap (default: stream.max_fps)"),
-            Param("quality", integer(1, 100), "JPEG quality (default: stream.jpeg_quality)"),
+            Param("quality", integer(1, 100), QUALITY_DOC),
         ),
         replies={
             200: Reply(
@@ -53,7 +65,7 @@ async def stream_mjpeg(request: web.Request) -> web.StreamResponse:
     appliance = request.app[APPLIANCE]
     cfg = appliance.config.stream
     max_fps = _int_param(request, "fps", cfg.max_fps, 1, 60)
-    quality = _int_param(request, "quality", cfg.jpeg_quality, 1, 100)
+    quality = _quality(request)
     resp = web.StreamResponse(
         headers={
             "Content-Type": f"multipart/x-mixed-replace; boundary={BOUNDARY}",
@@ -77,7 +89,7 @@ async def _stream_parts(
     appliance: Appliance,
     frame: Frame | None,
     max_fps: float,
-    quality: int,
+    quality: int | None,
 ) -> None:
     hub = appliance.hub
     pacer = FramePacer(max_fps)  # caps the rate without delaying a source at the cap
@@ -123,7 +135,7 @@ async def _stream_parts(
         tag="video",
         params=(
             Param("format", enum("jpeg", "jpg", "png"), "case-insensitive; default jpeg"),
-            Param("quality", integer(1, 100), "JPEG quality (default: stream.jpeg_quality)"),
+            Param("quality", integer(1, 100), QUALITY_DOC),
             Param("width", integer(0, 7680), "scale down to at most this width (0: as is)"),
             Param("height", integer(0, 4320), "scale down to at most this height (0: as is)"),
         ),
@@ -145,7 +157,7 @@ async def snapshot(request: web.Request) -> web.Response:
     fmt = request.query.get("format", "jpeg").lower()
     if fmt not in ("jpeg", "jpg", "png"):
         fail(400, "query parameter 'format' must be jpeg or png")
-    quality = _int_param(request, "quality", appliance.config.stream.jpeg_quality, 1, 100)
+    quality = _quality(request)
     width = _int_param(request, "width", 0, 0, 7680)
     height = _int_param(request, "height", 0, 0, 4320)
     frame = appliance.hub.latest

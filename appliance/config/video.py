@@ -15,7 +15,7 @@ from appliance.config.context import Context
 from appliance.config.options import option
 
 VideoSource = Literal["demo", "v4l2"]
-PixelFormat = Literal["MJPG", "YUYV"]
+PixelFormat = Literal["MJPG", "YUYV", "UYVY", "NV12"]
 H264Codec = Literal["libx264", "h264_v4l2m2m", "auto"]
 """Here "auto" is passed on: the encoder tries the hardware codec first (not resolved here)."""
 
