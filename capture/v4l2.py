@@ -31,10 +31,12 @@ A path is resolved (following symlinks such as /dev/v4l/by-id/...) and must name
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import errno
 import logging
 import os
+import queue
 import re
 import threading
 import time
@@ -45,7 +47,7 @@ from capture import v4l2_ioctl as vio
 from capture.frame import Captured, Image, SignalStatus
 from capture.hub import FrameHub
 from capture.placeholder import message_image
-from capture.source import VideoSource
+from capture.source import EdidUnsupported, VideoSource
 from capture.v4l2_stream import V4l2Stream
 
 log = logging.getLogger(__name__)
@@ -201,6 +203,7 @@ class V4l2Source(VideoSource):
         reopen_after: float = 3.0,
         no_signal_after: float = 1.0,
         poll_interval: float = 0.5,
+        edid: bytes | None = None,
     ) -> None:
         if fourcc not in FOURCCS:
             raise ValueError(f"fourcc must be one of {FOURCCS}, not {fourcc!r}")
@@ -234,6 +237,17 @@ class V4l2Source(VideoSource):
         self._retired: list[threading.Thread] = []
         self._status: SignalStatus | None = None
         self._placeholders: dict[tuple[int, int, str, str], Image] = {}
+        self.edid = edid
+        """The EDID to offer the target (None: leave the receiver's as it is)."""
+        self._edid_state: dict[str, object] = {
+            "configured": edid is not None,
+            "applied": False,
+            "error": "",
+        }
+        self._edid_requests: queue.SimpleQueue[tuple[bytes, concurrent.futures.Future[None]]] = (
+            queue.SimpleQueue()
+        )
+        self._edid_done = edid is None
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self, hub: FrameHub) -> None:
@@ -299,6 +313,18 @@ class V4l2Source(VideoSource):
                     self._stop.wait(self.retry_interval)
                     continue
 
+                if not self._edid_done:
+                    self._edid_done = True
+                    assert self.edid is not None
+                    reader = self._set_edid(reader, self.edid, startup=True)
+                while not self._edid_requests.empty():
+                    data, done = self._edid_requests.get_nowait()
+                    try:
+                        reader = self._set_edid(reader, data)
+                    except Exception as exc:
+                        done.set_exception(exc)
+                    else:
+                        done.set_result(None)
                 verdict = probe.check()
                 if verdict.loss is not None:
                     title, text = LOSS_TEXT[verdict.loss]
@@ -337,6 +363,85 @@ class V4l2Source(VideoSource):
             self._await_retired(self.read_timeout + 0.5)
             probe.close()
             self._post(self._finish)
+
+    # ------------------------------------------------------------------ EDID
+    async def read_edid(self) -> bytes:
+        return await asyncio.to_thread(self._read_edid)
+
+    def _read_edid(self) -> bytes:
+        fd = self._edid_fd()
+        try:
+            return vio.get_edid(fd, vio.current_input(fd))
+        except OSError as exc:
+            raise self._edid_error(exc) from None
+        finally:
+            os.close(fd)
+
+    async def write_edid(self, edid: bytes) -> None:
+        """Handed to the supervisor thread: a receiver that refuses while streaming (EBUSY)
+        gets it between two readers."""
+        if self._thread is None or not self._thread.is_alive():
+            await asyncio.to_thread(self._set_edid, None, edid)
+            return
+        done: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._edid_requests.put((edid, done))
+        await asyncio.wrap_future(done)
+
+    def edid_state(self) -> dict[str, object]:
+        return dict(self._edid_state)
+
+    def _edid_fd(self) -> int:
+        try:
+            return os.open(self.device, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as exc:
+            raise EdidUnsupported(f"cannot open {self.device}: {exc.strerror or exc}") from None
+
+    def _edid_error(self, exc: OSError) -> Exception:
+        if exc.errno in (errno.ENOTTY, errno.EINVAL):
+            return EdidUnsupported(f"{self.device} has no EDID (not an HDMI receiver input)")
+        return exc
+
+    def _set_edid(
+        self, reader: _Reader | None, edid: bytes, *, startup: bool = False
+    ) -> _Reader | None:
+        """Set *edid* unless the receiver has it already (a re-plug the target would notice).
+
+        Returns *reader*, or None if it had to be retired (the receiver was busy).
+        """
+        state = self._edid_state
+        try:
+            fd = self._edid_fd()
+        except EdidUnsupported as exc:
+            state["error"] = str(exc)
+            if startup:
+                return reader
+            raise
+        try:
+            pad = vio.current_input(fd)
+            if vio.get_edid(fd, pad) == edid:
+                state.update(applied=True, error="")
+                return reader
+            try:
+                vio.set_edid(fd, edid, pad)
+            except OSError as exc:
+                if exc.errno != errno.EBUSY:
+                    raise
+                log.info("%s: receiver busy; setting the EDID between two readers", self.device)
+                self._retire(reader)
+                reader = None
+                self._await_retired(self.read_timeout + 1.0)
+                vio.set_edid(fd, edid, pad)
+            log.info("%s: EDID set (%d bytes)", self.device, len(edid))
+            state.update(applied=True, error="")
+        except OSError as exc:
+            error = self._edid_error(exc)
+            state.update(applied=False, error=f"{self.device}: {error}")
+            log.warning("%s: cannot set the EDID: %s", self.device, error)
+            if not startup:
+                raise error from None
+        finally:
+            os.close(fd)
+        return reader
 
     def _stalled(self, reader: _Reader, now: float) -> bool:
         """True if the reader delivered nothing for ``reopen_after`` s (opening gets as long)."""

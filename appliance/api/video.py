@@ -12,11 +12,26 @@ from aiohttp import web
 
 from appliance import fields
 from appliance.api.connections import CONNECTIONS
-from appliance.api.httpjson import fail, field_or_400
-from appliance.api.openapi import Operation, Param, Reply, describe, enum, integer
+from appliance.api.httpjson import fail, field_or_400, get_field, json_response, read_json
+from appliance.api.openapi import (
+    BOOLEAN,
+    Operation,
+    Param,
+    Reply,
+    array,
+    describe,
+    enum,
+    integer,
+    nullable,
+    obj,
+    ok,
+    string,
+)
 from appliance.runtime import APPLIANCE, Appliance
+from capture import edid as edid_codec
 from capture.frame import Frame
 from capture.pacing import FramePacer
+from capture.source import EdidUnsupported
 
 routes = web.RouteTableDef()
 BOUNDARY = "frame"
@@ -174,3 +189,108 @@ async def snapshot(request: web.Request) -> web.Response:
         )
         content_type = "image/jpeg"
     return web.Response(body=body, content_type=content_type, headers={"Cache-Control": "no-store"})
+
+
+_EDID = obj(
+    ("edid", "info", "configured"),
+    edid=string("the EDID as hex, 256 characters per 128-byte block; empty: none set"),
+    info=nullable(
+        obj(
+            vendor=string(),
+            product=integer(0),
+            name=string(),
+            version=string(),
+            timings=array(string("1920x1080p60")),
+            vics=array(integer(0)),
+            ycbcr444=BOOLEAN,
+            ycbcr422=BOOLEAN,
+            hdmi=BOOLEAN,
+            extensions=integer(0),
+        )
+    ),
+    configured=nullable(
+        obj(
+            configured=BOOLEAN,
+            applied=BOOLEAN,
+            error=string("why the configured EDID (video.edid) could not be set"),
+        )
+    ),
+)
+
+
+async def _edid_reply(appliance: Appliance) -> web.Response:
+    try:
+        data = await appliance.source.read_edid()
+    except EdidUnsupported as exc:
+        fail(409, str(exc))
+    except OSError as exc:
+        fail(502, f"cannot read the EDID: {exc.strerror or exc}")
+    info: dict[str, object] | None = None
+    if data:
+        try:
+            info = edid_codec.parse(data).as_dict()
+        except edid_codec.EdidError:
+            info = None  # the receiver holds something we cannot read: shown as hex only
+    return json_response(
+        {"edid": data.hex(), "info": info, "configured": appliance.source.edid_state()}
+    )
+
+
+@routes.get("/api/video/edid")
+@describe(
+    Operation(
+        summary="The EDID the HDMI receiver offers the target, as hex and decoded",
+        tag="video",
+        replies={200: ok("the EDID", _EDID)},
+        errors={
+            409: "the video source has no EDID (demo target, a UVC dongle)",
+            502: "the device failed",
+        },
+    )
+)
+async def get_edid(request: web.Request) -> web.Response:
+    return await _edid_reply(request.app[APPLIANCE])
+
+
+@routes.put("/api/video/edid")
+@describe(
+    Operation(
+        summary="Set the EDID the HDMI receiver offers (the target sees a re-plug)",
+        description='Body: {"edid": "00ffffffffffff00..."} (hex, whole 128-byte blocks) or '
+        '{"default": true} for the built-in one (1080p60/50/30, 720p60/50, RGB). Not saved: '
+        "video.edid applies again at the next start.",
+        tag="video",
+        body=obj(
+            edid=string("hex; spaces allowed"),
+            default=BOOLEAN,
+        ),
+        replies={200: ok("the EDID now set", _EDID)},
+        errors={
+            400: "neither edid nor default given, or not a valid EDID (the message says why)",
+            409: "the video source has no EDID (demo target, a UVC dongle)",
+            502: "the device refused it",
+        },
+    )
+)
+async def put_edid(request: web.Request) -> web.Response:
+    appliance = request.app[APPLIANCE]
+    data = await read_json(request)
+    use_default = get_field(data, "default", bool, False)
+    text = get_field(data, "edid", str, None)
+    if use_default == (text is not None):
+        fail(400, 'send either {"edid": "<hex>"} or {"default": true}')
+    if text is None:
+        blob = edid_codec.DEFAULT
+    else:
+        try:
+            blob = edid_codec.from_text(text)
+            edid_codec.parse(blob)
+        except edid_codec.EdidError as exc:
+            fail(400, f"not a valid EDID: {exc}")
+    try:
+        await appliance.source.write_edid(blob)
+    except EdidUnsupported as exc:
+        fail(409, str(exc))
+    except OSError as exc:
+        fail(502, f"the receiver refused the EDID: {exc.strerror or exc}")
+    return await _edid_reply(appliance)
