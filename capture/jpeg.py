@@ -9,13 +9,10 @@ encode in flight. One encoder per hub: content_seq numbers are only unique withi
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Executor
-from fractions import Fraction
 from functools import partial
-from typing import Any
 
 import cv2
 
@@ -78,43 +75,18 @@ def encode_png_bytes(image: Image, size: tuple[int, int], compression: int = 1) 
     return buf.tobytes()
 
 
-_av_encoders = threading.local()
-
-
-def qscale(quality: int) -> int:
-    """libavcodec's MJPEG quantiser scale for an OpenCV-style quality (1..100).
-
-    Measured on a blurred-noise 1080p picture: qscale 2 matches OpenCV's quality 80 in PSNR
-    (45.5 dB) and qscale 8 its quality 50 (41.3 dB); in between and below it is linear.
-    """
-    return max(2, min(31, round(2 + (80 - quality) / 5)))
-
-
 def encode_jpeg_i420(picture: Yuv420, quality: int) -> bytes:
-    """Blocking JPEG encode of an I420 picture with libavcodec (no BGR on the way)."""
-    import av
+    """Blocking JPEG encode of an I420 picture by libjpeg-turbo (simplejpeg): no BGR on the way.
 
-    q = qscale(quality)
-    key = (picture.width, picture.height, q)
-    cache: dict[tuple[int, int, int], Any] = getattr(_av_encoders, "cache", None) or {}
-    _av_encoders.cache = cache
-    ctx = cache.get(key)
-    if ctx is None:
-        ctx = av.CodecContext.create("mjpeg", "w")
-        ctx.width, ctx.height = picture.width, picture.height
-        ctx.pix_fmt = "yuvj420p"
-        ctx.time_base = Fraction(1, 30)
-        ctx.qmin = ctx.qmax = q
-        ctx.open()
-        if len(cache) >= 4:
-            cache.clear()
-        cache[key] = ctx
-    # The levels go in as they are: see capture/yuv.py on limited-range sources.
-    frame = av.VideoFrame.from_numpy_buffer(picture.data, format="yuvj420p")
-    packets = ctx.encode(frame)
-    if not packets:
-        raise RuntimeError("JPEG encoding produced nothing")
-    return bytes(packets[0])
+    Why simplejpeg: OpenCV's encoder takes BGR only, and libavcodec's MJPEG encoder was 1.7-1.9x
+    slower than libjpeg-turbo on a desktop picture (720p: 3.7-4.2 ms against 2.2 ms).
+    The levels go in as they are: see capture/yuv.py on limited-range sources.
+    """
+    import simplejpeg
+
+    y, u, v = picture.planes
+    data: bytes = simplejpeg.encode_jpeg_yuv_planes(y, u, v, quality=quality, fastdct=True)
+    return data
 
 
 def encode_frame(frame: Frame, quality: int, size: tuple[int, int]) -> bytes:
