@@ -227,3 +227,51 @@ async def test_identical_jpeg_bytes_are_unchanged_without_decoding() -> None:
         seqs.append(hub.latest.content_seq)
     assert seqs == [1, 1, 2]
     assert hub.work.total("decodes") == 0
+
+
+def test_a_buffer_without_a_picture_is_dropped_not_published() -> None:
+    from capture.v4l2_stream import captured_from_buffer
+
+    jpeg = jpegs(1)[0]
+    assert captured_from_buffer("mjpeg", W, H, W, memoryview(jpeg), len(jpeg)) is not None
+    # a dongle's half-written buffer (no SOI), a raw buffer shorter than the picture
+    assert captured_from_buffer("mjpeg", W, H, W, memoryview(b"\x00" * 100), 100) is None
+    raw = yuyv(picture(0))
+    assert captured_from_buffer("yuyv", W, H, 2 * W, memoryview(raw), len(raw) - 1) is None
+    # only bytesused counts: the rest of the driver's buffer is not part of the JPEG
+    padded = jpeg + b"\x00" * 4096
+    got = captured_from_buffer("mjpeg", W, H, W, memoryview(padded), len(jpeg))
+    assert got is not None and got.data == jpeg
+
+
+def test_v4l2_structs_match_the_kernel_header(tmp_path: Path) -> None:
+    """Sizes and ioctl numbers of the mmap-streaming structs against linux/videodev2.h."""
+    import ctypes
+    import shutil
+    import subprocess
+
+    from capture import v4l2_ioctl as vio
+    from capture import v4l2_stream as vs
+
+    cc = shutil.which("cc")
+    header = Path("/usr/include/linux/videodev2.h")
+    if cc is None or not header.exists():
+        pytest.skip("no C compiler or videodev2.h")
+    names = ["QUERYCAP", "G_FMT", "S_FMT", "REQBUFS", "QUERYBUF", "QBUF", "DQBUF", "STREAMON",
+             "STREAMOFF", "S_PARM"]  # fmt: skip
+    src = tmp_path / "sizes.c"
+    src.write_text(
+        "#include <stdio.h>\n#include <linux/videodev2.h>\nint main(void){"
+        + "".join(f'printf("%lu\\n",(unsigned long)VIDIOC_{n});' for n in names)
+        + 'printf("%lu\\n",(unsigned long)VIDIOC_G_EDID);'
+        + 'printf("%lu\\n",(unsigned long)VIDIOC_S_EDID);'
+        + 'printf("%zu\\n",sizeof(struct v4l2_buffer));return 0;}'
+    )
+    exe = tmp_path / "sizes"
+    subprocess.run([cc, str(src), "-o", str(exe)], check=True, timeout=60)
+    out = [
+        int(x) for x in subprocess.run([str(exe)], capture_output=True, text=True).stdout.split()
+    ]
+    ours = [getattr(vs, f"VIDIOC_{n}") for n in names] + [vio.VIDIOC_G_EDID, vio.VIDIOC_S_EDID]
+    assert out[:-1] == ours
+    assert out[-1] == ctypes.sizeof(vs.Buffer)
