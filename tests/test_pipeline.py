@@ -275,3 +275,27 @@ def test_v4l2_structs_match_the_kernel_header(tmp_path: Path) -> None:
     ours = [getattr(vs, f"VIDIOC_{n}") for n in names] + [vio.VIDIOC_G_EDID, vio.VIDIOC_S_EDID]
     assert out[:-1] == ours
     assert out[-1] == ctypes.sizeof(vs.Buffer)
+
+
+@pytest.mark.skipif(
+    any(Path("/dev").glob("video*")), reason="a V4L2 device here might be an M2M encoder"
+)
+async def test_a_missing_hardware_encoder_falls_back_to_x264_and_says_why(tmp_path: Path) -> None:
+    """No V4L2 M2M encoder on this machine: the stream still flows (x264), and /api/state says
+    which encoder runs and why the hardware one does not."""
+    srv, runner = await start_server(tmp_path, '[stream]\nh264_codec = "h264_v4l2m2m"\n')
+    try:
+        encoder = srv.appliance.h264
+        sub = encoder.subscribe()
+        async with asyncio.timeout(20):
+            first = await sub.get()
+        assert first.keyframe and first.data
+        sub.close()
+        async with aiohttp.ClientSession(headers=srv.basic()) as http:
+            async with http.get(f"{srv.url}/api/state") as resp:
+                state = (await resp.json())["video"]["encoder"]
+        assert state["requested"] == "h264_v4l2m2m"
+        assert state["codec"] == "libx264" and state["hardware"] is False
+        assert state["fallback_reason"].startswith("h264_v4l2m2m: ")
+    finally:
+        await runner.cleanup()
