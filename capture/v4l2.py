@@ -242,6 +242,7 @@ class V4l2Source(VideoSource):
         self._edid_state: dict[str, object] = {
             "configured": edid is not None,
             "applied": False,
+            "supported": True,
             "error": "",
         }
         self._edid_requests: queue.SimpleQueue[tuple[bytes, concurrent.futures.Future[None]]] = (
@@ -435,8 +436,12 @@ class V4l2Source(VideoSource):
             state.update(applied=True, error="")
         except OSError as exc:
             error = self._edid_error(exc)
-            state.update(applied=False, error=f"{self.device}: {error}")
-            log.warning("%s: cannot set the EDID: %s", self.device, error)
+            if isinstance(error, EdidUnsupported):  # a UVC dongle: its own EDID, nothing to do
+                state.update(applied=False, supported=False, error="")
+                log.info("%s", error)
+            else:
+                state.update(applied=False, error=f"{self.device}: {error}")
+                log.warning("%s: cannot set the EDID: %s", self.device, error)
             if not startup:
                 raise error from None
         finally:

@@ -130,3 +130,22 @@ def test_cli_describes_an_edid() -> None:
     )
     assert "256 bytes" in text and "1920x1080p60" in text and "RGB only" in text
     assert describe({"edid": "", "info": None}).startswith("no EDID set")
+
+
+async def test_v4l2_source_on_a_file_that_is_no_receiver_says_it_has_no_edid(
+    tmp_path: Path,
+) -> None:
+    from capture.source import EdidUnsupported
+    from capture.v4l2 import V4l2Source
+
+    not_a_device = tmp_path / "video7"
+    not_a_device.write_bytes(b"")
+    source = V4l2Source(str(not_a_device), edid=edid.DEFAULT)
+    with pytest.raises(EdidUnsupported, match="has no EDID"):
+        await source.read_edid()
+    with pytest.raises(EdidUnsupported, match="has no EDID"):
+        await source.write_edid(edid.DEFAULT)
+    assert source.edid_state()["supported"] is False
+    missing = V4l2Source(str(tmp_path / "video8"))
+    with pytest.raises(EdidUnsupported, match="cannot open"):
+        await missing.read_edid()

@@ -212,6 +212,7 @@ _EDID = obj(
         obj(
             configured=BOOLEAN,
             applied=BOOLEAN,
+            supported=BOOLEAN,
             error=string("why the configured EDID (video.edid) could not be set"),
         )
     ),
