@@ -301,6 +301,7 @@ class V4l2Source(VideoSource):
         next_start = 0.0
         try:
             while not self._stop.is_set():
+                reader = self._serve_edid_requests(reader)
                 if not os.path.exists(self.device):
                     self._retire(reader)
                     reader = None
@@ -318,14 +319,6 @@ class V4l2Source(VideoSource):
                     self._edid_done = True
                     assert self.edid is not None
                     reader = self._set_edid(reader, self.edid, startup=True)
-                while not self._edid_requests.empty():
-                    data, done = self._edid_requests.get_nowait()
-                    try:
-                        reader = self._set_edid(reader, data)
-                    except Exception as exc:
-                        done.set_exception(exc)
-                    else:
-                        done.set_result(None)
                 verdict = probe.check()
                 if verdict.loss is not None:
                     title, text = LOSS_TEXT[verdict.loss]
@@ -363,9 +356,22 @@ class V4l2Source(VideoSource):
             self._retire(reader)
             self._await_retired(self.read_timeout + 0.5)
             probe.close()
+            self._serve_edid_requests(None)
             self._post(self._finish)
 
     # ------------------------------------------------------------------ EDID
+    def _serve_edid_requests(self, reader: _Reader | None) -> _Reader | None:
+        """Set the EDIDs the API asked for (supervisor thread); returns the reader if it lives."""
+        while not self._edid_requests.empty():
+            data, done = self._edid_requests.get_nowait()
+            try:
+                reader = self._set_edid(reader, data)
+            except Exception as exc:
+                done.set_exception(exc)
+            else:
+                done.set_result(None)
+        return reader
+
     async def read_edid(self) -> bytes:
         return await asyncio.to_thread(self._read_edid)
 
@@ -386,7 +392,9 @@ class V4l2Source(VideoSource):
             return
         done: concurrent.futures.Future[None] = concurrent.futures.Future()
         self._edid_requests.put((edid, done))
-        await asyncio.wrap_future(done)
+        # the supervisor looks every poll_interval; a busy receiver waits for a reader to stop
+        async with asyncio.timeout(self.poll_interval + self.read_timeout * 2 + 5.0):
+            await asyncio.wrap_future(done)
 
     def edid_state(self) -> dict[str, object]:
         return dict(self._edid_state)

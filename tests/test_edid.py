@@ -149,3 +149,21 @@ async def test_v4l2_source_on_a_file_that_is_no_receiver_says_it_has_no_edid(
     missing = V4l2Source(str(tmp_path / "video8"))
     with pytest.raises(EdidUnsupported, match="cannot open"):
         await missing.read_edid()
+
+
+async def test_an_edid_request_to_a_running_source_without_device_is_answered(
+    tmp_path: Path,
+) -> None:
+    """The supervisor thread serves EDID requests even while it waits for the device to appear."""
+    from capture.hub import FrameHub
+    from capture.source import EdidUnsupported
+    from capture.v4l2 import V4l2Source
+
+    source = V4l2Source(str(tmp_path / "video9"), retry_interval=0.2)
+    await source.start(FrameHub())
+    try:
+        async with asyncio.timeout(5):
+            with pytest.raises(EdidUnsupported, match="cannot open"):
+                await source.write_edid(edid.DEFAULT)
+    finally:
+        await source.close()
