@@ -521,7 +521,10 @@ class V4l2Source(VideoSource):
             reader.opened = time.monotonic()
             failing_since: float | None = None
             while self._current(reader):
+                dropped = stream.dropped
                 captured = stream.read(self.read_timeout, work)
+                if captured is None and stream.dropped != dropped:
+                    continue  # a torn or flagged buffer: the device is alive, wait for the next
                 if captured is not None:
                     ts = reader.last_frame = time.monotonic()
                     failing_since = None

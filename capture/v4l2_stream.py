@@ -242,6 +242,8 @@ class V4l2Stream:
         self.format: StreamFormat | None = None
         self._maps: list[mmap.mmap] = []
         self._streaming = False
+        self.dropped = 0
+        """Buffers the driver filled that held no picture (flagged corrupt, a torn JPEG)."""
 
     def open(self) -> StreamFormat:
         """Open, set the format and frame rate, map the buffers and start streaming.
@@ -309,7 +311,8 @@ class V4l2Stream:
         return buf
 
     def read(self, timeout: float, work: WorkCounters | None = None) -> Captured | None:
-        """The newest frame, waiting at most *timeout* s; None if none came (or it was empty).
+        """The newest frame, waiting at most *timeout* s; None if none came, or if it held no
+        picture (then ``dropped`` counts it).
 
         Raises OSError when the device fails (ENODEV: unplugged).
         """
@@ -331,10 +334,11 @@ class V4l2Stream:
             return None
         try:
             if newest.flags & 0x40:  # V4L2_BUF_FLAG_ERROR: the driver says it is corrupt
+                self.dropped += 1
                 return None
             view = memoryview(self._maps[newest.index])
             try:
-                return captured_from_buffer(
+                captured = captured_from_buffer(
                     fmt.format,
                     fmt.width,
                     fmt.height,
@@ -345,6 +349,9 @@ class V4l2Stream:
                 )
             finally:
                 view.release()
+            if captured is None:
+                self.dropped += 1
+            return captured
         finally:
             _ioctl(fd, VIDIOC_QBUF, newest)
 
