@@ -463,6 +463,17 @@ class IpkvmClient:
         result: dict[str, Any] = await self.request("POST", "/api/wol", body)
         return result
 
+    async def edid(self) -> dict[str, Any]:
+        """The EDID the HDMI receiver offers (``GET /api/video/edid``): hex, decoded info."""
+        result: dict[str, Any] = await self.request("GET", "/api/video/edid")
+        return result
+
+    async def set_edid(self, edid: bytes | None = None) -> dict[str, Any]:
+        """Offer *edid* (None: the built-in default) to the target from now on."""
+        body = {"default": True} if edid is None else {"edid": edid.hex()}
+        result: dict[str, Any] = await self.request("PUT", "/api/video/edid", body)
+        return result
+
 
 class SyncClient:
     """Blocking wrapper around :class:`IpkvmClient` for scripts without asyncio.

@@ -217,6 +217,10 @@ class Appliance:
                 "width": signal.width,
                 "height": signal.height,
                 "fps": round(signal.fps, 1),
+                # The device's pixel format as frames carry it (mjpeg, yuyv, ...; bgr: drawn).
+                "format": latest.format if (latest := self.hub.latest) is not None else None,
+                "work": self.hub.work.as_dict(),
+                "encoder": self.h264.state(),
             },
             "clients": self.clients,
             "switch": self.switch.status() if self.switch is not None else None,

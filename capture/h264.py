@@ -33,10 +33,9 @@ from fractions import Fraction
 from typing import Any, Final
 
 import av
-import cv2
 from av.video.frame import PictureType
 
-from capture.frame import Frame, Image
+from capture.frame import Frame
 from capture.hub import FrameHub
 from capture.pacing import FramePacer
 
@@ -207,6 +206,8 @@ class H264Encoder:
         self._ctx: Any = None  # av.VideoCodecContext
         self._ctx_key: tuple[int, int, str] | None = None
         self._codec_name = ""
+        self.fallback_reason = ""
+        """Why the encoder in use is not the one asked for ("" when it is)."""
         self._last_idr = -1e9
         self._last_pts = -1
         self._t0: float | None = None
@@ -355,7 +356,17 @@ class H264Encoder:
             sub._put(encoded)
 
     # ------------------------------------------------------------------ encoder thread
-    def _open(self, width: int, height: int) -> None:
+    def state(self) -> dict[str, object]:
+        """For ``/api/state``: which codec was asked for, which one runs, and why if they differ."""
+        return {
+            "requested": self.settings.codec,
+            "codec": self._codec_name,
+            "hardware": self._codec_name == "h264_v4l2m2m",
+            "fallback_reason": self.fallback_reason,
+            "subscribers": len(self._subs),
+        }
+
+    def _open(self, width: int, height: int, pix_fmt: str = "yuv420p") -> None:
         s = self.settings
         names = ["h264_v4l2m2m", "libx264"] if s.codec == "auto" else [s.codec]
         if s.codec == "h264_v4l2m2m":
@@ -366,7 +377,9 @@ class H264Encoder:
                 ctx: Any = av.CodecContext.create(name, "w")
                 ctx.width = width
                 ctx.height = height
-                ctx.pix_fmt = "yuv420p"
+                # Full-range JPEG YUV goes in as it is (yuvj420p marks the range in the VUI);
+                # the M2M encoder takes yuv420p only.
+                ctx.pix_fmt = pix_fmt if name == "libx264" else "yuv420p"
                 ctx.time_base = TIME_BASE
                 ctx.framerate = Fraction(round(s.max_fps * 1000), 1000)
                 ctx.bit_rate = s.bitrate * 1000
@@ -384,9 +397,13 @@ class H264Encoder:
             except Exception as exc:  # av.FFmpegError, OSError for a missing device
                 log.warning("cannot open H.264 encoder %s: %s", name, exc)
                 error = exc
+                if name == "h264_v4l2m2m":
+                    self.fallback_reason = f"h264_v4l2m2m: {exc}"
                 continue
+            if name == names[0]:
+                self.fallback_reason = ""
             self._ctx = ctx
-            self._ctx_key = (width, height, name)
+            self._ctx_key = (width, height, pix_fmt)
             self._codec_name = name
             self.stats.codec_opens += 1
             log.info("H.264 encoder %s opened at %dx%d", name, width, height)
@@ -396,22 +413,25 @@ class H264Encoder:
     def _encode(self, frame: Frame, keyframe: bool, now: float) -> list[EncodedFrame]:
         """Convert and encode one frame (runs in the encoder thread)."""
         started = time.perf_counter()
-        width, height = frame.width - frame.width % 2, frame.height - frame.height % 2
-        if self._ctx is None or self._ctx_key is None or self._ctx_key[:2] != (width, height):
-            self._open(width, height)
+        # The frame's one I420 picture (shared with the JPEG encoder; counted there).
+        picture = frame.i420()
+        cpu = time.thread_time()
+        width, height = picture.width, picture.height
+        pix_fmt = "yuvj420p" if picture.full_range else "yuv420p"
+        if self._ctx is None or self._ctx_key != (width, height, pix_fmt):
+            self._open(width, height, pix_fmt)
             self._t0 = None
             keyframe = True
-        image = frame.image
-        if (width, height) != (frame.width, frame.height):
-            image = image[:height, :width]
-        yuv: Image = cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420)  # type: ignore[assignment]
+        if self._codec_name != "libx264":
+            pix_fmt = "yuv420p"  # the same bytes; the M2M encoder is told nothing of the range
         if height % 4 == 0:
             # Wrap, do not copy (0.7-2.7 ms at 1080p): the encoder copies the picture into its
             # own buffers during encode(), and the frame keeps the array alive meanwhile. (PyAV
             # derives the height as rows // 6 * 4, so this works only for heights divisible by 4.)
-            vf = av.VideoFrame.from_numpy_buffer(yuv, format="yuv420p")
+            vf = av.VideoFrame.from_numpy_buffer(picture.data, format=pix_fmt)
         else:
-            vf = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
+            vf = av.VideoFrame.from_ndarray(picture.data, format=pix_fmt)
+            frame.work.add("h264", "copies")
         if self._t0 is None:
             self._t0 = now
         pts = round((now - self._t0) * CLOCK_RATE)
@@ -447,6 +467,7 @@ class H264Encoder:
             self.stats.keyframes += key
         self.stats.frames_encoded += 1
         self.stats.encode_seconds += time.perf_counter() - started
+        frame.work.add("h264", "encodes", time.thread_time() - cpu)
         return out
 
 

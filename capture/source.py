@@ -12,10 +12,26 @@ import abc
 from capture.hub import FrameHub
 
 
+class EdidUnsupported(Exception):
+    """This source has no HDMI receiver whose EDID could be read or set (the message says why)."""
+
+
 class VideoSource(abc.ABC):
     """Feeds one hub until closed."""
 
     name: str = "source"
+
+    async def read_edid(self) -> bytes:
+        """The EDID the receiver offers the target (b"" if none is set)."""
+        raise EdidUnsupported(f"the {self.name} video source has no EDID")
+
+    async def write_edid(self, edid: bytes) -> None:
+        """Offer *edid* to the target from now on (the target sees a re-plug)."""
+        raise EdidUnsupported(f"the {self.name} video source has no EDID")
+
+    def edid_state(self) -> dict[str, object] | None:
+        """What happened to the configured EDID (None: this source has none)."""
+        return None
 
     @abc.abstractmethod
     async def start(self, hub: FrameHub) -> None:

@@ -1,8 +1,10 @@
-"""V4L2 capture (HDMI-to-USB dongles, CSI/HDMI bridges) through OpenCV, watched by the driver.
+"""V4L2 capture (HDMI-to-USB dongles, CSI/HDMI bridges) straight from the driver's mmap buffers.
 
-``cv2.VideoCapture.read`` blocks, so it lives in a daemon *reader* thread that keeps only the
-freshest frame (driver queue of one buffer, and a single pending slot towards the event loop: if
-the loop is busy, an older unpublished frame is replaced, never queued).
+Frames keep the device's format (MJPEG, YUYV, UYVY, NV12; capture/v4l2_stream.py): a dongle's JPEG
+reaches MJPEG viewers untouched, raw YUV is converted once, and only for a consumer that needs it.
+Reading lives in a daemon *reader* thread (poll with a timeout, then the newest ready buffer) that
+keeps only the freshest frame (a single pending slot towards the event loop: if the loop is busy,
+an older unpublished frame is replaced, never queued).
 
 Frames arriving (or not) cannot tell a lost HDMI signal: a receiver may keep streaming noise, or
 stop so that ``read()`` never returns. So a *supervisor* thread asks the driver itself every
@@ -14,8 +16,8 @@ retires the reader, sets the detected timings (so the capture size follows the s
 fresh reader. A reader that delivers nothing for ``reopen_after`` seconds is replaced too. Devices
 without DV timings (UVC dongles) keep the frame-based judgement.
 
-A retired reader may still be stuck in ``read()``; ``release()`` from another thread is not safe
-while it is, so it is abandoned (daemon thread) and releases its capture when the read returns.
+A retired reader may still be waiting in ``read()`` (at most ``read_timeout``); it is abandoned
+(daemon thread) and closes its device when the read returns.
 Every reader carries a generation number and publishes only while it is the current one, so an
 abandoned reader never shows a stale frame or state.
 
@@ -23,37 +25,34 @@ Everything that can go wrong — no device, not a capture device, no signal, cab
 hub signal state plus a generated frame that says why, and is retried until it works again; nobody
 has to restart anything.
 
-This OpenCV build's V4L2 backend opens cameras by index only, so a path is resolved (following
-symlinks such as /dev/v4l/by-id/...) to /dev/videoN and opened as index N.
+A path is resolved (following symlinks such as /dev/v4l/by-id/...) and must name a /dev/videoN.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import errno
 import logging
-import math
 import os
+import queue
 import re
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import cast
-
-import cv2
-import numpy as np
 
 from capture import v4l2_ioctl as vio
-from capture.frame import Image, SignalStatus
+from capture.frame import Captured, Image, SignalStatus
 from capture.hub import FrameHub
 from capture.placeholder import message_image
-from capture.source import VideoSource
+from capture.source import EdidUnsupported, VideoSource
+from capture.v4l2_stream import V4l2Stream
 
 log = logging.getLogger(__name__)
 
-FOURCCS = ("MJPG", "YUYV")
+FOURCCS = ("MJPG", "YUYV", "UYVY", "NV12")
 
 #: what QUERY_DV_TIMINGS's complaint means, as shown to the user (title, message)
 LOSS_TEXT: dict[vio.SignalLoss, tuple[str, str]] = {
@@ -204,6 +203,7 @@ class V4l2Source(VideoSource):
         reopen_after: float = 3.0,
         no_signal_after: float = 1.0,
         poll_interval: float = 0.5,
+        edid: bytes | None = None,
     ) -> None:
         if fourcc not in FOURCCS:
             raise ValueError(f"fourcc must be one of {FOURCCS}, not {fourcc!r}")
@@ -226,7 +226,7 @@ class V4l2Source(VideoSource):
         self._done: asyncio.Future[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._hub: FrameHub | None = None
-        self._pending: tuple[Image, float, int] | None = None
+        self._pending: tuple[Captured, float, int] | None = None
         self._pending_lock = threading.Lock()
         # Held while checking the generation or the status and posting the result, so a retired
         # reader's last frame or state is never posted after the supervisor's verdict, and two
@@ -237,6 +237,18 @@ class V4l2Source(VideoSource):
         self._retired: list[threading.Thread] = []
         self._status: SignalStatus | None = None
         self._placeholders: dict[tuple[int, int, str, str], Image] = {}
+        self.edid = edid
+        """The EDID to offer the target (None: leave the receiver's as it is)."""
+        self._edid_state: dict[str, object] = {
+            "configured": edid is not None,
+            "applied": False,
+            "supported": True,
+            "error": "",
+        }
+        self._edid_requests: queue.SimpleQueue[tuple[bytes, concurrent.futures.Future[None]]] = (
+            queue.SimpleQueue()
+        )
+        self._edid_done = edid is None
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self, hub: FrameHub) -> None:
@@ -246,11 +258,6 @@ class V4l2Source(VideoSource):
         self._hub = hub
         self._done = self._loop.create_future()
         hub.set_signal("starting", f"Opening {self.device}")
-        # OpenCV's V4L2 backend waits this many whole seconds in select() for a frame (default
-        # 10): shorter, so a read returns soon after a signal is lost and close() is not held up.
-        os.environ.setdefault(
-            "OPENCV_VIDEOIO_V4L_SELECT_TIMEOUT", str(max(1, math.ceil(self.read_timeout)))
-        )
         self._thread = threading.Thread(
             target=self._run, name=f"v4l2 supervisor {self.device}", daemon=True
         )
@@ -294,6 +301,7 @@ class V4l2Source(VideoSource):
         next_start = 0.0
         try:
             while not self._stop.is_set():
+                reader = self._serve_edid_requests(reader)
                 if not os.path.exists(self.device):
                     self._retire(reader)
                     reader = None
@@ -307,6 +315,10 @@ class V4l2Source(VideoSource):
                     self._stop.wait(self.retry_interval)
                     continue
 
+                if not self._edid_done:
+                    self._edid_done = True
+                    assert self.edid is not None
+                    reader = self._set_edid(reader, self.edid, startup=True)
                 verdict = probe.check()
                 if verdict.loss is not None:
                     title, text = LOSS_TEXT[verdict.loss]
@@ -344,7 +356,105 @@ class V4l2Source(VideoSource):
             self._retire(reader)
             self._await_retired(self.read_timeout + 0.5)
             probe.close()
+            self._serve_edid_requests(None)
             self._post(self._finish)
+
+    # ------------------------------------------------------------------ EDID
+    def _serve_edid_requests(self, reader: _Reader | None) -> _Reader | None:
+        """Set the EDIDs the API asked for (supervisor thread); returns the reader if it lives."""
+        while not self._edid_requests.empty():
+            data, done = self._edid_requests.get_nowait()
+            try:
+                reader = self._set_edid(reader, data)
+            except Exception as exc:
+                done.set_exception(exc)
+            else:
+                done.set_result(None)
+        return reader
+
+    async def read_edid(self) -> bytes:
+        return await asyncio.to_thread(self._read_edid)
+
+    def _read_edid(self) -> bytes:
+        fd = self._edid_fd()
+        try:
+            return vio.get_edid(fd, vio.current_input(fd))
+        except OSError as exc:
+            raise self._edid_error(exc) from None
+        finally:
+            os.close(fd)
+
+    async def write_edid(self, edid: bytes) -> None:
+        """Handed to the supervisor thread: a receiver that refuses while streaming (EBUSY)
+        gets it between two readers."""
+        if self._thread is None or not self._thread.is_alive():
+            await asyncio.to_thread(self._set_edid, None, edid)
+            return
+        done: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._edid_requests.put((edid, done))
+        # the supervisor looks every poll_interval; a busy receiver waits for a reader to stop
+        async with asyncio.timeout(self.poll_interval + self.read_timeout * 2 + 5.0):
+            await asyncio.wrap_future(done)
+
+    def edid_state(self) -> dict[str, object]:
+        return dict(self._edid_state)
+
+    def _edid_fd(self) -> int:
+        try:
+            return os.open(self.device, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as exc:
+            raise EdidUnsupported(f"cannot open {self.device}: {exc.strerror or exc}") from None
+
+    def _edid_error(self, exc: OSError) -> Exception:
+        if exc.errno in (errno.ENOTTY, errno.EINVAL):
+            return EdidUnsupported(f"{self.device} has no EDID (not an HDMI receiver input)")
+        return exc
+
+    def _set_edid(
+        self, reader: _Reader | None, edid: bytes, *, startup: bool = False
+    ) -> _Reader | None:
+        """Set *edid* unless the receiver has it already (a re-plug the target would notice).
+
+        Returns *reader*, or None if it had to be retired (the receiver was busy).
+        """
+        state = self._edid_state
+        try:
+            fd = self._edid_fd()
+        except EdidUnsupported as exc:
+            state["error"] = str(exc)
+            if startup:
+                return reader
+            raise
+        try:
+            pad = vio.current_input(fd)
+            if vio.get_edid(fd, pad) == edid:
+                state.update(applied=True, error="")
+                return reader
+            try:
+                vio.set_edid(fd, edid, pad)
+            except OSError as exc:
+                if exc.errno != errno.EBUSY:
+                    raise
+                log.info("%s: receiver busy; setting the EDID between two readers", self.device)
+                self._retire(reader)
+                reader = None
+                self._await_retired(self.read_timeout + 1.0)
+                vio.set_edid(fd, edid, pad)
+            log.info("%s: EDID set (%d bytes)", self.device, len(edid))
+            state.update(applied=True, error="")
+        except OSError as exc:
+            error = self._edid_error(exc)
+            if isinstance(error, EdidUnsupported):  # a UVC dongle: its own EDID, nothing to do
+                state.update(applied=False, supported=False, error="")
+                log.info("%s", error)
+            else:
+                state.update(applied=False, error=f"{self.device}: {error}")
+                log.warning("%s: cannot set the EDID: %s", self.device, error)
+            if not startup:
+                raise error from None
+        finally:
+            os.close(fd)
+        return reader
 
     def _stalled(self, reader: _Reader, now: float) -> bool:
         """True if the reader delivered nothing for ``reopen_after`` s (opening gets as long)."""
@@ -402,18 +512,20 @@ class V4l2Source(VideoSource):
                 self._report(status, message)
 
     def _read(self, reader: _Reader, index: int, size: tuple[int, int] | None) -> None:
-        cap: cv2.VideoCapture | None = None
+        stream: V4l2Stream | None = None
+        work = self._hub.work if self._hub is not None else None
         try:
-            cap = self._open(index, size)
-            if cap is None:
-                self._report_if(reader, "no_device", f"Cannot open {self.device} for capture")
+            stream = self._open(reader, size)
+            if stream is None:
                 return
             reader.opened = time.monotonic()
             failing_since: float | None = None
             while self._current(reader):
-                ok, image = cap.read()
-                if ok and image is not None and image.ndim == 3 and image.shape[2] == 3:
-                    frame = cast(Image, np.asarray(image, dtype=np.uint8))
+                dropped = stream.dropped
+                captured = stream.read(self.read_timeout, work)
+                if captured is None and stream.dropped != dropped:
+                    continue  # a torn or flagged buffer: the device is alive, wait for the next
+                if captured is not None:
                     ts = reader.last_frame = time.monotonic()
                     failing_since = None
                     with self._state_lock:
@@ -422,54 +534,46 @@ class V4l2Source(VideoSource):
                         self._last_frame = ts
                         if self._status != "ok":
                             self._report("ok", f"Capturing from {self.device}", placeholder=False)
-                        self._offer(frame, ts, reader.generation)
+                        self._offer(captured, ts, reader.generation)
                     continue
                 if not self._current(reader):
-                    return
-                if not os.path.exists(self.device):
-                    self._report_if(
-                        reader, "no_device", f"Capture device {self.device} disappeared"
-                    )
                     return
                 self._report_if(reader, "no_signal", f"No frames from {self.device}")
                 now = time.monotonic()
                 failing_since = failing_since or now
                 if now - failing_since >= self.reopen_after:
                     return  # the supervisor opens afresh: some drivers need it for a new source
-                self._stop.wait(min(0.1, self.read_timeout))
+        except OSError as exc:
+            if not os.path.exists(self.device):
+                self._report_if(reader, "no_device", f"Capture device {self.device} disappeared")
+            else:
+                log.warning("V4L2 reader for %s: %s", self.device, exc)
+                self._report_if(reader, "no_signal", f"Capture from {self.device} failed: {exc}")
         except Exception as exc:
             log.exception("V4L2 reader for %s crashed", self.device)
             self._report_if(reader, "no_device", f"Capture failed: {exc}")
         finally:
-            if cap is not None:
-                cap.release()
+            if stream is not None:
+                stream.close()
 
-    def _open(self, index: int, size: tuple[int, int] | None) -> cv2.VideoCapture | None:
-        cap = cv2.VideoCapture(index, cv2.CAP_V4L2)
-        if not cap.isOpened():
-            cap.release()
-            return None
+    def _open(self, reader: _Reader, size: tuple[int, int] | None) -> V4l2Stream | None:
         width, height = size if size is not None else (self.width, self.height)
-        cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter.fourcc(*self.fourcc))
-        cap.set(cv2.CAP_PROP_FRAME_WIDTH, width)
-        cap.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
-        cap.set(cv2.CAP_PROP_FPS, self.fps)
-        cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
-        log.info(
-            "opened %s: %dx%d@%s",
-            self.device,
-            cap.get(cv2.CAP_PROP_FRAME_WIDTH),
-            cap.get(cv2.CAP_PROP_FRAME_HEIGHT),
-            cap.get(cv2.CAP_PROP_FPS),
-        )
-        return cap
+        stream = V4l2Stream(self.device, self.fourcc, width, height, self.fps)
+        try:
+            fmt = stream.open()
+        except (OSError, ValueError) as exc:
+            log.warning("cannot capture from %s: %s", self.device, exc)
+            self._report_if(reader, "no_device", f"Cannot open {self.device} for capture: {exc}")
+            return None
+        log.info("opened %s: %s %dx%d", self.device, fmt.fourcc, fmt.width, fmt.height)
+        return stream
 
     # ------------------------------------------------------------------ to the loop
-    def _offer(self, image: Image, ts: float, generation: int) -> None:
+    def _offer(self, captured: Captured, ts: float, generation: int) -> None:
         """Hand the frame over; if the loop has not taken the previous one yet, replace it."""
         with self._pending_lock:
             scheduled = self._pending is not None
-            self._pending = (image, ts, generation)
+            self._pending = (captured, ts, generation)
         if not scheduled:
             self._post(self._publish_pending)
 
@@ -478,9 +582,9 @@ class V4l2Source(VideoSource):
             pending, self._pending = self._pending, None
         if pending is None or self._hub is None or self._stop.is_set():
             return
-        image, ts, generation = pending
+        captured, ts, generation = pending
         if generation == self._generation:  # a reader retired meanwhile: its frame is stale
-            self._hub.publish(image, ts)
+            self._hub.publish_captured(captured, ts)
 
     def _report(
         self,

@@ -13,6 +13,7 @@ ioctl numbers are computed the way ``asm-generic/ioctl.h`` does (_IOR/_IOW/_IOWR
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import fcntl
 import struct
@@ -206,3 +207,59 @@ def dequeue_event(fd: int) -> Event | None:
             return None
         raise
     return Event.unpack(bytes(buf))
+
+
+# struct v4l2_edid: u32 pad, start_block, blocks, reserved[5]; u8 *edid (40 bytes on 64-bit).
+class _Edid(ctypes.Structure):
+    _fields_ = (
+        ("pad", ctypes.c_uint32),
+        ("start_block", ctypes.c_uint32),
+        ("blocks", ctypes.c_uint32),
+        ("reserved", ctypes.c_uint32 * 5),
+        ("edid", ctypes.c_void_p),
+    )
+
+
+VIDIOC_G_EDID: Final = iowr("V", 40, ctypes.sizeof(_Edid))
+VIDIOC_S_EDID: Final = iowr("V", 41, ctypes.sizeof(_Edid))
+VIDIOC_G_INPUT: Final = ior("V", 38, ctypes.sizeof(ctypes.c_int))
+EDID_MAX_BLOCKS: Final = 256
+
+
+def current_input(fd: int) -> int:
+    """The selected input (the EDID's ``pad`` on a video node); 0 if the device has no inputs."""
+    value = ctypes.c_int(0)
+    try:
+        fcntl.ioctl(fd, VIDIOC_G_INPUT, value)
+    except OSError as exc:
+        if exc.errno in UNSUPPORTED_ERRNOS:
+            return 0
+        raise
+    return value.value
+
+
+def get_edid(fd: int, pad: int = 0) -> bytes:
+    """The receiver's EDID (b"" when none is set). ENOTTY/EINVAL: the device has no EDID."""
+    probe = _Edid(pad=pad, start_block=0, blocks=0)
+    try:
+        fcntl.ioctl(fd, VIDIOC_G_EDID, probe)  # blocks=0: the driver says how many there are
+    except OSError as exc:
+        if exc.errno == errno.ENODATA:
+            return b""
+        raise
+    count = min(probe.blocks, EDID_MAX_BLOCKS)
+    if count == 0:
+        return b""
+    buf = ctypes.create_string_buffer(count * 128)
+    query = _Edid(pad=pad, start_block=0, blocks=count, edid=ctypes.addressof(buf))
+    fcntl.ioctl(fd, VIDIOC_G_EDID, query)
+    return buf.raw[: query.blocks * 128]
+
+
+def set_edid(fd: int, edid: bytes, pad: int = 0) -> None:
+    """Load *edid* (whole 128-byte blocks; b"" clears it, which the source sees as unplugged)."""
+    if len(edid) % 128:
+        raise ValueError(f"an EDID is whole 128-byte blocks, not {len(edid)} bytes")
+    buf = ctypes.create_string_buffer(edid, len(edid) or 1)
+    request = _Edid(pad=pad, start_block=0, blocks=len(edid) // 128, edid=ctypes.addressof(buf))
+    fcntl.ioctl(fd, VIDIOC_S_EDID, request)

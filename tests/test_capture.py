@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from capture.frame import Frame, Image, SignalState
+from capture.frame import Captured, Frame, Image, SignalState
 from capture.hub import FrameHub
 from capture.jpeg import JpegEncoder, target_size
 
@@ -183,7 +183,7 @@ def decode(data: bytes) -> Image:
 
 
 def frame_of(image: Image, content_seq: int = 1) -> Frame:
-    return Frame(image=image, seq=content_seq, content_seq=content_seq, timestamp=0.0)
+    return Frame(Captured.bgr(image), seq=content_seq, content_seq=content_seq, timestamp=0.0)
 
 
 async def test_jpeg_same_content_costs_one_encode() -> None:

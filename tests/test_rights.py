@@ -51,6 +51,8 @@ EXPECTED = {
     "GET /api/stream.mjpeg": "view",
     "GET /api/stream.h264": "view",
     "GET /api/snapshot": "view",
+    "GET /api/video/edid": "view",
+    "PUT /api/video/edid": "admin",
     "POST /api/webrtc/offer": "view",
     "GET /api/ws": "view",
     "POST /api/hid/type": "input",

@@ -102,6 +102,37 @@ class ApplianceCollector(Collector):
             h264.settings.bitrate * 1000,
         )
         yield _gauge("ipkvm_h264_subscribers", "Viewers of the H.264 encoder", h264.subscribers)
+        yield _gauge(
+            "ipkvm_h264_hardware", "1 while the hardware (V4L2 M2M) encoder is in use",
+            1.0 if h264.codec_name == "h264_v4l2m2m" else 0.0,
+        )  # fmt: skip
+        yield from ApplianceCollector._work(appliance.hub.work)
+
+    @staticmethod
+    def _work(work: Any) -> Iterator[Metric]:
+        """The pipeline's per-stage work (docs/video.md): divide by frames for 'per frame'."""
+        yield CounterMetricFamily(
+            "ipkvm_video_frames", "Frames published by the capture source", value=work.frames
+        )
+        yield CounterMetricFamily(
+            "ipkvm_video_passthrough",
+            "Device JPEGs sent to viewers untouched (no decode, no encode)",
+            value=work.passthrough,
+        )
+        ops = CounterMetricFamily(
+            "ipkvm_video_work",
+            "Passes over a picture by stage and kind (decodes, encodes, conversions, copies)",
+            labels=["stage", "kind"],
+        )
+        cpu = CounterMetricFamily(
+            "ipkvm_video_cpu_seconds", "Thread CPU time spent per pipeline stage", labels=["stage"]
+        )
+        for stage, done in work.stages.items():
+            for kind, count in done.counts.items():
+                ops.add_metric([stage, kind], count)
+            cpu.add_metric([stage], done.cpu)
+        yield ops
+        yield cpu
 
     @staticmethod
     def _viewers(appliance: Any, app: web.Application) -> Iterator[Metric]:

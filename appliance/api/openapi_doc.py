@@ -237,6 +237,21 @@ def _components() -> dict[str, Any]:
             width=oa.integer(0),
             height=oa.integer(0),
             fps=oa.number(0),
+            format=oa.nullable(oa.enum("bgr", "mjpeg", "yuyv", "uyvy", "nv12", "i420")),
+            work={
+                "type": "object",
+                "description": "passes over a picture since start: decodes, encodes, "
+                "conversions, copies (totals, per_frame, and per stage with cpu_ms); "
+                "docs/video.md",
+            },
+            encoder=oa.obj(
+                ("requested", "codec", "hardware", "fallback_reason", "subscribers"),
+                requested=oa.enum("auto", "libx264", "h264_v4l2m2m"),
+                codec=oa.string("the H.264 encoder in use; empty before the first frame"),
+                hardware=oa.BOOLEAN,
+                fallback_reason=oa.string("why the hardware encoder is not in use"),
+                subscribers=oa.integer(0),
+            ),
         ),
         clients=oa.integer(0),
     )

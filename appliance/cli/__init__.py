@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "power": ("appliance.cli.power", "switch the target on/off/off-hard/reset, or show its LEDs"),
     "wol": ("appliance.cli.wol", "wake the target with a Wake-on-LAN magic packet"),
     "switch": ("appliance.cli.switch", "show the KVM switch, or switch to PORT (number or name)"),
+    "edid": ("appliance.cli.edid", "show the HDMI receiver's EDID, or set one from a file"),
 }
 
 

@@ -12,10 +12,11 @@ from typing import Literal
 
 from appliance.config import checks
 from appliance.config.context import Context
+from appliance.config.errors import ConfigError
 from appliance.config.options import option
 
 VideoSource = Literal["demo", "v4l2", "qemu"]
-PixelFormat = Literal["MJPG", "YUYV"]
+PixelFormat = Literal["MJPG", "YUYV", "UYVY", "NV12"]
 H264Codec = Literal["libx264", "h264_v4l2m2m", "auto"]
 """Here "auto" is passed on: the encoder tries the hardware codec first (not resolved here)."""
 
@@ -26,6 +27,32 @@ def _source_for(context: Context) -> VideoSource:
     if context.target == "qemu":
         return "qemu"
     return "demo" if context.target == "demo" else "v4l2"
+
+
+def edid_setting(key: str, value: object) -> str:
+    """ "default", "keep", or a readable file holding a valid EDID (binary or hex text)."""
+    if not isinstance(value, str) or not value:
+        raise ConfigError(key, f'must be "default", "keep" or an EDID file path, not {value!r}')
+    if value in ("default", "keep"):
+        return value
+    try:
+        load_edid(value)
+    except OSError as exc:
+        raise ConfigError(key, f"cannot read {value}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise ConfigError(key, f"{value}: {exc}") from None
+    return value
+
+
+def load_edid(setting: str) -> bytes | None:
+    """The EDID bytes *setting* names (None for "keep": the receiver's own stays)."""
+    from capture import edid
+
+    if setting == "keep":
+        return None
+    if setting == "default":
+        return edid.DEFAULT
+    return edid.load(Path(setting).read_bytes())
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -39,6 +66,11 @@ class VideoConfig:
     height: int = option(1080, check=checks.int_range(120, 4320), doc="capture height")
     fps: int = option(30, check=checks.int_range(1, 240), doc="capture frame rate")
     format: PixelFormat = option("MJPG", doc="capture pixel format")
+    edid: str = option(
+        "default",
+        check=edid_setting,
+        doc='EDID the HDMI receiver offers: "default" (1080p60/50/30, 720p), "keep", or a file',
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -74,10 +74,18 @@ def _demo_video(config: Config, machine: MachineFn) -> VideoSource:
 
 
 def _v4l2_video(config: Config, machine: MachineFn) -> VideoSource:
+    from appliance.config.video import load_edid
     from capture.v4l2 import V4l2Source
 
     v = config.video
-    return V4l2Source(str(v.device), width=v.width, height=v.height, fps=v.fps, fourcc=v.format)
+    return V4l2Source(
+        str(v.device),
+        width=v.width,
+        height=v.height,
+        fps=v.fps,
+        fourcc=v.format,
+        edid=load_edid(v.edid),
+    )
 
 
 def _demo_hid(config: Config, machine: MachineFn) -> HidOutput:

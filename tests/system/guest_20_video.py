@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 
@@ -103,3 +104,71 @@ def test_no_lock_and_out_of_range_are_told_apart() -> None:
     finally:
         _signal_mode(0)
     _wait_status(api, "ok", 10, seen)
+
+
+def test_frames_keep_the_device_format_and_a_snapshot_never_goes_through_bgr() -> None:
+    """vivid delivers YUYV: frames carry it, and a JPEG snapshot is one YUYV → I420 conversion and
+    one encode from YUV (the work counters in /api/state say so)."""
+    api = Api()
+    wait_for(lambda: api.state()["video"]["status"] == "ok", 60, "video.status ok")
+    video = api.state()["video"]
+    assert video["format"] == "yuyv", video
+    before = video["work"]
+    _snapshot(api)
+    work = api.state()["video"]["work"]
+    assert work["stages"].get("bgr", {}).get("conversions", 0) == before["stages"].get(
+        "bgr", {}
+    ).get("conversions", 0), work
+    assert work["decodes"] == 0, work
+    assert work["stages"]["jpeg"]["encodes"] >= 1, work
+    print("work:", work)
+
+
+def _edid_file(path: str) -> bytes:
+    subprocess.run(
+        ["v4l2-ctl", "-d", VIDEO, f"--get-edid=format=raw,file={path}"],
+        check=True,
+        capture_output=True,
+    )
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _renamed(edid: bytes, name: str) -> bytes:
+    """*edid* with its monitor-name descriptor (tag 0xFC) renamed and block 0's checksum fixed."""
+    block = bytearray(edid[:128])
+    for off in range(54, 126, 18):
+        if block[off : off + 4] == b"\x00\x00\x00\xfc":
+            text = name.encode()[:13]
+            block[off + 5 : off + 18] = (text + b"\n" + b" " * 13)[:13]
+    block[127] = (-sum(block[:127])) & 0xFF
+    return bytes(block) + edid[128:]
+
+
+def test_edid_default_is_set_and_a_custom_one_can_be_loaded() -> None:
+    """ipkvm loads its default EDID into vivid's HDMI receiver at start (video.edid = default);
+    PUT /api/video/edid replaces it (v4l2-ctl reads back the same bytes) and the picture stays."""
+    api = Api()
+    wait_for(lambda: api.state()["video"]["status"] == "ok", 60, "video.status ok")
+    answer = api.get("/api/video/edid")
+    assert answer["info"]["timings"][0] == "1920x1080p60", answer
+    assert answer["info"]["name"] == "ipkvm", answer
+    assert answer["configured"]["applied"] is True, answer
+    default = bytes.fromhex(answer["edid"])
+    assert _edid_file("/tmp/edid-default.bin") == default
+    custom = _renamed(default, "systest")
+    try:
+        status, body, _ = api.request("PUT", "/api/video/edid", {"edid": custom.hex()})
+        assert status == 200, body[:300]
+        assert json.loads(body)["info"]["name"] == "systest"
+        assert _edid_file("/tmp/edid-custom.bin") == custom
+        broken = bytearray(custom)
+        broken[127] ^= 0xFF
+        status, body, _ = api.request("PUT", "/api/video/edid", {"edid": broken.hex()})
+        assert status == 400 and b"checksum" in body, (status, body[:300])
+        assert _edid_file("/tmp/edid-custom.bin") == custom, "a refused EDID must not be set"
+    finally:
+        status, body, _ = api.request("PUT", "/api/video/edid", {"default": True})
+        assert status == 200, body[:300]
+    assert _edid_file("/tmp/edid-back.bin") == default
+    wait_for(lambda: api.state()["video"]["status"] == "ok", 30, "video.status ok again")
