@@ -319,6 +319,28 @@ async def test_attach_detach_on_the_gadget_lun(tmp_path: Path) -> None:
         await runner.cleanup()
 
 
+async def test_a_cd_over_the_kernels_cap_is_refused_but_flash_works(tmp_path: Path) -> None:
+    toml, lun = lun_tree(tmp_path)
+    images = tmp_path / "images"
+    images.mkdir(mode=0o700)
+    with (images / "win.iso").open("wb") as f:  # sparse: 5 GiB on a few blocks
+        f.truncate(5 << 30)
+    srv, runner = await start_server(tmp_path, toml)
+    try:
+        async with http_for(srv) as http:
+            async with http.post("/api/media/attach", json={"image": "win.iso"}) as r:
+                assert r.status == 409
+                assert "1151999 sectors" in (await r.json())["error"]
+            assert (lun / "file").read_text().strip() == ""
+            async with http.post(
+                "/api/media/attach", json={"image": "win.iso", "kind": "flash"}
+            ) as r:
+                assert r.status == 200
+            assert (lun / "file").read_text().strip() == str(images / "win.iso")
+    finally:
+        await runner.cleanup()
+
+
 async def test_hid_only_gadget_has_no_media_routes(tmp_path: Path) -> None:
     toml, _ = lun_tree(tmp_path)
     srv, runner = await start_server(tmp_path, toml.replace("mass_storage = true", ""))

@@ -30,14 +30,31 @@ from appliance.targets.facets import ActionRefused, FacetUnavailable, MediaKind,
 
 WRITE_TIMEOUT = 20.0
 
+CDROM_MAX_SECTORS = 256 * 60 * 75 - 1
+"""What mainline f_mass_storage (storage_common.c, ``fsg_lun_open``; Debian bookworm's 6.1 measured) serves
+of a CD-ROM medium: 1151999 sectors of 2048 bytes, ≈ 2.36 GB. A larger file is cut there ("file too
+big: using only first 1151999 blocks" in the kernel log) and the host reads errors past it, which
+is the field's "large Windows ISOs fail in CD mode". Measured: a 5 GiB image in the system test
+(guest_35_media.py) showed 1151999 sectors on the host side."""
+CDROM_MAX_BYTES = CDROM_MAX_SECTORS * 2048
+
 
 class LunMedia:
     """One mass-storage LUN directory (on configfs, or a plain directory in tests)."""
 
     available = True
 
-    def __init__(self, lun: Path, *, on_change: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        lun: Path,
+        *,
+        on_change: Callable[[], None] | None = None,
+        cdrom_cap: bool = True,
+    ) -> None:
+        """*cdrom_cap*: refuse CD-ROM media the kernel would cut (false with a kernel whose
+        f_mass_storage has the cap lifted)."""
         self.lun = lun
+        self.cdrom_cap = cdrom_cap
         self.on_change = on_change or (lambda: None)
         self._label: str | None = None
         self._lock = asyncio.Lock()
@@ -88,6 +105,15 @@ class LunMedia:
                 raise ActionRefused("a medium is inserted: eject it first")
             cdrom = spec.kind == "cdrom"
             ro = cdrom or spec.read_only
+            if cdrom and self.cdrom_cap:
+                size = await asyncio.to_thread(_size, spec.path)
+                if size > CDROM_MAX_BYTES:
+                    raise ActionRefused(
+                        f"{spec.label} is {size} bytes: this kernel's CD-ROM emulation serves "
+                        f"only the first {CDROM_MAX_BYTES} (1151999 sectors), the host would "
+                        "read errors past it; attach it as a flash drive (hybrid ISOs boot "
+                        "from it) or use a kernel with the cap lifted ([media] cdrom_size_cap)"
+                    )
             try:
                 async with asyncio.timeout(WRITE_TIMEOUT):
                     await asyncio.to_thread(self._insert, str(spec.path), cdrom, ro)
@@ -133,3 +159,12 @@ class LunMedia:
                 self._write("file", "")
         else:
             self._write("file", "")
+
+
+def _size(path: Path) -> int:
+    """Bytes of a file or block device (0 when it cannot be opened: the kernel will say why)."""
+    try:
+        with open(path, "rb") as f:
+            return f.seek(0, os.SEEK_END)
+    except OSError:
+        return 0
