@@ -296,10 +296,14 @@ async def test_attach_detach_on_the_gadget_lun(tmp_path: Path) -> None:
                 assert r.status == 200 and (await r.json())["inserted"] is False
             assert (lun / "forced_eject").read_text().strip() == "1"
             assert (lun / "file").read_text().strip() == ""
-            # a flash drive read-write
+            # a flash drive read-write: the host must enumerate again to see a disk, so the
+            # gadget is unbound and bound again around the change (and left bound)
+            udc = lun.parents[2] / "UDC"
+            udc.write_text("dummy_udc.0\n")
             attach = {"image": "b.img", "kind": "flash", "read_only": False}
             async with http.post("/api/media/attach", json=attach) as r:
                 assert r.status == 200
+            assert udc.read_text().strip() == "dummy_udc.0"
             assert (lun / "cdrom").read_text().strip() == "0"
             assert (lun / "ro").read_text().strip() == "0"
             async with http.delete("/api/media/images/a.iso") as r:
