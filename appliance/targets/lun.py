@@ -34,11 +34,11 @@ from appliance.targets.facets import ActionRefused, FacetUnavailable, MediaKind,
 WRITE_TIMEOUT = 20.0
 
 CDROM_MAX_SECTORS = 256 * 60 * 75 - 1
-"""What mainline f_mass_storage (storage_common.c, ``fsg_lun_open``; measured on Debian
-bookworm's 6.1) serves of a CD-ROM medium: 1151999 sectors of 2048 bytes, ≈ 2.36 GB. A larger file is cut there ("file too
-big: using only first 1151999 blocks" in the kernel log) and the host reads errors past it, which
-is the field's "large Windows ISOs fail in CD mode". Measured: a 5 GiB image in the system test
-(guest_35_media.py) showed 1151999 sectors on the host side."""
+"""What mainline f_mass_storage (storage_common.c, ``fsg_lun_open``) serves of a CD-ROM medium:
+1151999 sectors of 2048 bytes, ≈ 2.36 GB. A larger file is cut there ("file too big: using only
+first 1151999 blocks" in the kernel log) and the host reads errors past it: the field's "large
+Windows ISOs fail in CD mode". Measured on Debian bookworm's 6.1 in the system test
+(guest_35_media.py): a 5 GiB image showed 1151999 sectors on the host side."""
 CDROM_MAX_BYTES = CDROM_MAX_SECTORS * 2048
 
 
