@@ -92,6 +92,14 @@ EXPECTED = {
     "POST /api/account/totp/enable": "account",
     "POST /api/account/totp/disable": "account",
     "GET /api/control": "view",
+    "GET /api/media": "view",
+    "GET /api/media/images": "view",
+    "GET /api/media/images/{name}": "view",
+    "PUT /api/media/images/{name}": "media",
+    "DELETE /api/media/images/{name}": "media",
+    "POST /api/media/fetch": "media",
+    "POST /api/media/attach": "media",
+    "POST /api/media/detach": "media",
     "POST /api/control": "control",
 }
 

@@ -1,7 +1,7 @@
 """The hardware target: the board's capture device (V4L2) and HID output (USB OTG gadget or a
 CH9329 serial chip). Power is ATX over GPIO when ``[atx]`` names a chip (:mod:`appliance.atx`;
 ``chip = "sim"`` simulates a board; behind a KVM switch the switch's per-port power replaces it);
-media stays null until virtual media is configured.
+media is the USB gadget's mass-storage LUN when ``[gadget] mass_storage`` is on.
 
 A hardware appliance may still borrow one demo facet for bring-up (``video.source = "demo"``
 while the capture card is missing); the simulated machine is then created on demand.
@@ -13,7 +13,7 @@ from functools import cache
 from typing import TYPE_CHECKING
 
 from appliance.targets import Target, hid_output, video_source
-from appliance.targets.facets import NullPower, PowerFacet
+from appliance.targets.facets import MediaFacet, NullMedia, NullPower, PowerFacet
 
 if TYPE_CHECKING:
     from appliance.config import Config
@@ -28,6 +28,7 @@ def build(config: Config) -> Target:
         video=video_source(config, machine),
         hid=hid_output(config, machine),
         power=atx_power(config),
+        media=gadget_media(config),
     )
 
 
@@ -39,3 +40,17 @@ def atx_power(config: Config) -> PowerFacet:
     from appliance.atx.wiring import wiring_from_config
 
     return power_on(wiring_from_config(config.atx))
+
+
+def gadget_media(config: Config) -> MediaFacet:
+    """The gadget's mass-storage LUN, or none in "HID only" mode (``[gadget] mass_storage``)."""
+    if not config.gadget.mass_storage:
+        return NullMedia('the USB gadget is "HID only" ([gadget] mass_storage = false)')
+    from appliance.targets.lun import LunMedia
+    from hid.gadget import MASS_STORAGE
+
+    g = config.gadget
+    return LunMedia(
+        g.root / g.name / "functions" / MASS_STORAGE / "lun.0",
+        cdrom_cap=config.media.cdrom_size_cap,
+    )

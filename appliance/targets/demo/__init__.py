@@ -5,6 +5,7 @@ that decodes the HID reports, power), so every path of the appliance runs with n
   :mod:`.screen` their drawing;
 - :mod:`.video` — its screen as a video source; :mod:`.hid` — the HID output that feeds it;
 - :class:`DemoPower` — its ATX power and reset buttons and LEDs (a simulated motherboard);
+- :mod:`.media` — its virtual-media drive (records the medium, reads an ISO's label);
 - :mod:`.rack` — several machines behind the simulated KVM switch (``switch.driver = "demo"``):
   the video, HID and power backends then follow the rack's active machine.
 """
@@ -120,6 +121,8 @@ def make_rack(config: Config) -> DemoRack:
 def build(config: Config) -> DemoTarget:
     """The simulated machine with its own screen and HID host (or the configured real ones);
     with ``switch.driver = "demo"`` a rack of them, which the backends follow."""
+    from appliance.targets.demo.media import DemoMedia
+
     if config.switch.driver == "demo":
         rack = make_rack(config)
         get_rack = cache(lambda: rack)
@@ -128,6 +131,7 @@ def build(config: Config) -> DemoTarget:
             video=video_source(config, get_rack),
             hid=hid_output(config, get_rack),
             power=DemoPower(rack, config, follow=rack.on_select),
+            media=DemoMedia(),
             rack=rack,
         )
     machine = make_machine(config)
@@ -137,5 +141,6 @@ def build(config: Config) -> DemoTarget:
         video=video_source(config, get),
         hid=hid_output(config, get),
         power=DemoPower(machine, config),
+        media=DemoMedia(),
         single=machine,
     )
