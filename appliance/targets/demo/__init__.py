@@ -20,6 +20,7 @@ from appliance.atx.control import AtxPower
 from appliance.atx.sim import SimLines
 from appliance.atx.wiring import wiring_from_config
 from appliance.targets import Target, hid_output, video_source
+from appliance.targets.boot import BootTable
 
 if TYPE_CHECKING:
     from appliance.config import Config
@@ -128,6 +129,7 @@ def build(config: Config) -> DemoTarget:
             video=video_source(config, get_rack),
             hid=hid_output(config, get_rack),
             power=DemoPower(rack, config, follow=rack.on_select),
+            boot=BootTable([m.boot for m in rack.machines]),
             rack=rack,
         )
     machine = make_machine(config)
@@ -137,5 +139,6 @@ def build(config: Config) -> DemoTarget:
         video=video_source(config, get),
         hid=hid_output(config, get),
         power=DemoPower(machine, config),
+        boot=BootTable([machine.boot]),
         single=machine,
     )
