@@ -25,6 +25,7 @@ import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from types import TracebackType
 from typing import Any, Self, TypeVar
+from urllib.parse import quote
 
 import aiohttp
 
@@ -452,6 +453,121 @@ class IpkvmClient:
     async def wake(self, mac: str | None = None) -> dict[str, Any]:
         """Send a Wake-on-LAN magic packet to ``mac`` (default: the appliance's ``wol.mac``)."""
         result: dict[str, Any] = await self.request("POST", "/api/wol", {"mac": mac} if mac else {})
+        return result
+
+    # ------------------------------------------------------------------ virtual media
+    async def media_status(self) -> dict[str, Any]:
+        """The virtual drive: inserted or not, which image, as CD-ROM or flash."""
+        result: dict[str, Any] = await self.request("GET", "/api/media")
+        return result
+
+    async def media_images(self) -> dict[str, Any]:
+        """``{"images": [...], "free": bytes, "max_image_size": bytes}``."""
+        result: dict[str, Any] = await self.request("GET", "/api/media/images")
+        return result
+
+    async def media_image(self, name: str) -> dict[str, Any] | None:
+        """One image (None when there is none of that name)."""
+        try:
+            result: dict[str, Any] = await self.request("GET", f"/api/media/images/{quote(name)}")
+        except IpkvmError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return result
+
+    async def media_delete(self, name: str) -> None:
+        await self.request("DELETE", f"/api/media/images/{quote(name)}")
+
+    async def media_attach(
+        self, image: str, kind: str = "cdrom", read_only: bool = True
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = await self.request(
+            "POST", "/api/media/attach", {"image": image, "kind": kind, "read_only": read_only}
+        )
+        return result
+
+    async def media_detach(self) -> dict[str, Any]:
+        result: dict[str, Any] = await self.request("POST", "/api/media/detach")
+        return result
+
+    async def media_fetch(
+        self, url: str, name: str | None = None, sha256: str | None = None
+    ) -> dict[str, Any]:
+        """Start downloading *url* on the appliance; returns the job (see :meth:`job`)."""
+        body: dict[str, Any] = {"url": url}
+        if name:
+            body["name"] = name
+        if sha256:
+            body["sha256"] = sha256
+        result: dict[str, Any] = await self.request("POST", "/api/media/fetch", body)
+        return result
+
+    async def job(self, job_id: int) -> dict[str, Any]:
+        result: dict[str, Any] = await self.request("GET", f"/api/jobs/{job_id}")
+        return result
+
+    async def media_upload(
+        self,
+        path: str,
+        name: str,
+        *,
+        resume: bool = True,
+        progress: Callable[[int, int], None] | None = None,
+        block: int = 1 << 20,
+    ) -> dict[str, Any]:
+        """Upload the file *path* as image *name*, streamed (flat memory whatever its size).
+
+        With *resume*, an incomplete image of that name continues from its size (sent as
+        ``Content-Range``); ``progress(sent, total)`` is called as blocks go out."""
+        import os
+
+        total = os.stat(path).st_size
+        start = 0
+        if resume:
+            have = await self.media_image(name)
+            if have is not None and have["state"] == "incomplete" and have["size"] <= total:
+                start = int(have["size"])
+        headers = {
+            "Content-Type": "application/octet-stream",
+            "Content-Length": str(total - start),
+        }
+        if total:
+            headers["Content-Range"] = f"bytes {start}-{total - 1}/{total}"
+
+        async def body() -> Any:
+            sent = start
+            f = await asyncio.to_thread(open, path, "rb")
+            try:
+                f.seek(start)
+                while data := await asyncio.to_thread(f.read, block):
+                    sent += len(data)
+                    yield data
+                    if progress is not None:
+                        progress(sent, total)
+            finally:
+                f.close()
+
+        session = self._get_session()
+        url = f"{self.url}/api/media/images/{quote(name)}"
+        try:
+            resp = await session.put(
+                url,
+                data=body(),
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=None, connect=10, sock_read=None),
+            )
+        except aiohttp.ClientError as exc:
+            raise IpkvmError(0, f"{url}: {exc}") from None
+        try:
+            answer = await resp.json(content_type=None)
+        except ValueError:
+            answer = None
+        finally:
+            resp.release()
+        if resp.status >= 400:
+            raise _error(resp.status, answer, f"HTTP {resp.status} {resp.reason or ''}".strip())
+        result: dict[str, Any] = answer
         return result
 
 

@@ -20,6 +20,7 @@ from hid.keymap import USAGE_TO_CODE
 
 if TYPE_CHECKING:
     from appliance.config import Config, StreamConfig
+    from appliance.mediactl import MediaControl
     from appliance.passthrough import Passthrough
     from appliance.switch import PortSettings, SwitchController
     from appliance.targets import Target
@@ -83,6 +84,8 @@ class Appliance:
     """The rack's KVM switch (None: ``switch.driver = "none"``; its routes are not added)."""
     passthrough: Passthrough | None = None
     """Local keyboards and mice forwarded to the target (None: ``passthrough.enabled`` false)."""
+    media: MediaControl | None = None
+    """Virtual media: the image store and the target's drive (None: the target has none)."""
     events: EventBus = field(init=False)
     # Long operations (typing, key chords, scripts): their progress goes out as ``job`` events.
     jobs: JobRunner = field(init=False)
@@ -129,7 +132,15 @@ class Appliance:
             await self.switch.start()
         if self.passthrough is not None:
             await self.passthrough.start()
+        if self.media is not None:
+            self.media.adopt()
         self._trimmer = asyncio.create_task(memory.trim_periodically(), name="malloc-trim")
+
+    def media_changed(self) -> None:
+        """The drive or the store changed: a ``media`` event for the console, and the state."""
+        if self.media is not None:
+            self.events.publish({"type": "media", **self.media.status()})
+        self.events.state_changed()
 
     def _power_changed(self, status: PowerStatus) -> None:
         """LEDs or a press changed: a ``power`` event for the console's buttons, and the state."""
@@ -169,6 +180,8 @@ class Appliance:
                 await self._trimmer
             self._trimmer = None
         await self.jobs.close()
+        if self.media is not None:
+            await self.media.close()
         if self.passthrough is not None:
             await self.passthrough.close()  # releases what local devices held
         if self.switch is not None:
@@ -209,6 +222,11 @@ class Appliance:
             },
             "clients": self.clients,
             "switch": self.switch.status() if self.switch is not None else None,
+            "media": (
+                self.media.status()
+                if self.media is not None
+                else {"available": False, "inserted": False, "image": None}
+            ),
             "passthrough": (
                 self.passthrough.state()
                 if self.passthrough is not None
@@ -251,7 +269,25 @@ def build_appliance(config: Config) -> Appliance:
         )
     if config.passthrough.enabled:
         appliance.passthrough = build_passthrough(appliance)
+    if target.media.available:
+        appliance.media = build_media(appliance)
     return appliance
+
+
+def build_media(appliance: Appliance) -> MediaControl:
+    """The image store (``[media]``) joined to the target's drive."""
+    from appliance.media.store import ImageStore
+    from appliance.mediactl import MediaControl
+
+    cfg = appliance.config.media
+    store = ImageStore(cfg.dir, max_size=cfg.max_image_mb << 20, reserve=cfg.reserve_mb << 20)
+    return MediaControl(
+        store,
+        appliance.target.media,
+        appliance.jobs,
+        changed=appliance.media_changed,
+        fetch_timeout=cfg.fetch_timeout,
+    )
 
 
 def build_passthrough(appliance: Appliance) -> Passthrough:

@@ -17,7 +17,7 @@ async def test_demo_target_power_facet_switches_the_machine(server: Server) -> N
         assert target == {
             "kind": "demo",
             "power": "on",
-            "facets": {"video": True, "hid": True, "power": True, "media": False},
+            "facets": {"video": True, "hid": True, "power": True, "media": True},
         }
         async with http.post("/api/power", json={"action": "off"}) as resp:
             assert resp.status == 200

@@ -19,6 +19,7 @@ from appliance.api import (
     demo,
     hid,
     jobs,
+    media,
     metrics,
     openapi_doc,
     power,
@@ -275,6 +276,8 @@ def create_app(
     # Routes for the facets this target has (a null facet adds none).
     if appliance.target.power.available:
         app.add_routes(power.routes)
+    if appliance.media is not None:
+        app.add_routes(media.routes)
     if isinstance(appliance.target, DemoTarget):
         app.add_routes(demo.routes)
     if appliance.switch is not None:

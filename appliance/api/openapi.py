@@ -63,6 +63,7 @@ class Operation:
     tag: str = ""
     body: Schema | None = None
     body_required: bool = True
+    body_type: str = JSON  # an upload route takes application/octet-stream
     params: tuple[Param, ...] = ()
     errors: Mapping[int, str] = field(default_factory=dict)
     public: bool = False

@@ -165,7 +165,7 @@ def _operation(method: str, path: str, op: Operation) -> dict[str, Any]:
     if op.body is not None:
         out["requestBody"] = {
             "required": op.body_required,
-            "content": {oa.JSON: {"schema": op.body}},
+            "content": {op.body_type: {"schema": op.body}},
         }
     # Handler errors under /api/ are JSON (appliance.api.errors), under /redfish Redfish's error
     # bodies (appliance.api.redfish); pages and /static/ keep aiohttp's plain text. The auth
@@ -187,9 +187,11 @@ def _components() -> dict[str, Any]:
     job = oa.obj(
         ("job", "kind", "status", "completed", "total", "started", "finished"),
         job=oa.integer(1),
-        kind=oa.enum("type", "keys", "script"),
+        kind=oa.enum("type", "keys", "script", "media_fetch"),
         status=oa.enum("running", "done", "failed", "cancelled"),
-        completed=oa.integer(0, description="characters, chords or script commands done"),
+        completed=oa.integer(
+            0, description="characters, chords, script commands or bytes (media_fetch) done"
+        ),
         total=oa.integer(0),
         started=oa.number(description="Unix time, seconds"),
         finished=oa.nullable(oa.number()),

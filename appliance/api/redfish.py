@@ -40,6 +40,7 @@ from appliance.api.openapi import (
 )
 from appliance.jsondecode import JsonError, decode_json
 from appliance.redfish import documents as d
+from appliance.redfish.media import SLOTS, InsertRequest, RedfishMedia, Slot
 from appliance.redfish.messages import (
     STATUS_MESSAGES,
     Message,
@@ -63,6 +64,9 @@ PUBLIC_ROUTES = frozenset({("POST", d.SESSIONS)})
 routes = web.RouteTableDef()
 power_routes = web.RouteTableDef()
 """Added only for targets with a power facet (the Reset action)."""
+media_routes = web.RouteTableDef()
+"""Added only for targets with virtual media."""
+REDFISH_MEDIA: web.AppKey[RedfishMedia] = web.AppKey("redfish_media", RedfishMedia)
 
 TAG = "redfish"
 
@@ -452,6 +456,105 @@ async def manager(request: web.Request) -> web.Response:
     return _resource(d.manager(request.app[APPLIANCE]))
 
 
+# --------------------------------------------------------------------------- virtual media
+
+
+SLOT_ID = _id("slot", "Cd or Usb")
+VM = d.MANAGERS + "/{manager_id}/VirtualMedia"
+
+
+def _slot(request: web.Request) -> Slot:
+    _check_manager(request)
+    name = request.match_info["slot"]
+    slot = SLOTS.get(name)
+    if slot is None:
+        raise not_found("VirtualMedia", name)
+    return slot
+
+
+@media_routes.get(VM)
+@describe(
+    Operation(
+        summary="The appliance's virtual media slots (Cd, Usb: one drive, as CD-ROM or flash)",
+        tag=TAG,
+        params=(MANAGER_ID,),
+        replies=_doc_reply("VirtualMediaCollection", ("Members",)),
+        errors=NOT_FOUND,
+    )
+)
+async def virtual_media_collection(request: web.Request) -> web.Response:
+    _check_manager(request)
+    return _resource(d.virtual_media_collection(list(SLOTS.values())))
+
+
+@media_routes.get(VM + "/{slot}")
+@describe(
+    Operation(
+        summary="One slot: what is inserted (Image URL, Inserted, WriteProtected)",
+        tag=TAG,
+        params=(MANAGER_ID, SLOT_ID),
+        replies=_doc_reply("VirtualMedia", ("Id", "MediaTypes", "Inserted")),
+        errors=NOT_FOUND,
+    )
+)
+async def virtual_media(request: web.Request) -> web.Response:
+    slot = _slot(request)
+    return _resource(d.virtual_media(slot, request.app[REDFISH_MEDIA].view(slot)))
+
+
+@media_routes.post(VM + "/{slot}/Actions/VirtualMedia.InsertMedia")
+@describe(
+    Operation(
+        summary="Download an HTTP(S) image into the appliance, then attach it to the slot",
+        description="Answers once the medium is in the drive (or, with Inserted false, "
+        "downloaded). The slot's previous download is replaced. TransferMethod: Upload.",
+        tag=TAG,
+        params=(MANAGER_ID, SLOT_ID),
+        body=obj(
+            ("Image",),
+            Image=string("an http:// or https:// URL"),
+            Inserted={"type": "boolean"},
+            WriteProtected={"type": "boolean"},
+            TransferMethod=enum("Upload"),
+            TransferProtocolType=enum("HTTP", "HTTPS"),
+        ),
+        replies={204: Reply("inserted")},
+        errors={
+            **NOT_FOUND,
+            400: "a parameter missing, unknown or with a value the slot cannot take",
+            409: "the drive holds a medium (eject first), or the image is being downloaded",
+            413: "the image is larger than media.max_image_mb",
+            502: "the image could not be downloaded",
+            507: "not enough free space for the image",
+        },
+    )
+)
+async def insert_media(request: web.Request) -> web.Response:
+    slot = _slot(request)
+    insert = InsertRequest.parse(slot, await _body(request))
+    await request.app[REDFISH_MEDIA].insert(slot, insert)
+    return web.Response(status=204, headers={"OData-Version": "4.0"})
+
+
+@media_routes.post(VM + "/{slot}/Actions/VirtualMedia.EjectMedia")
+@describe(
+    Operation(
+        summary="Empty the slot (and delete its download); nothing to do when it is empty",
+        tag=TAG,
+        params=(MANAGER_ID, SLOT_ID),
+        body=obj(),
+        body_required=False,
+        replies={204: Reply("ejected")},
+        errors=NOT_FOUND,
+    )
+)
+async def eject_media(request: web.Request) -> web.Response:
+    slot = _slot(request)
+    await _body(request)
+    await request.app[REDFISH_MEDIA].eject(slot)
+    return web.Response(status=204, headers={"OData-Version": "4.0"})
+
+
 # --------------------------------------------------------------------------- sessions
 
 
@@ -584,5 +687,9 @@ def setup(app: web.Application) -> None:
     """Add the Redfish routes for this appliance's target (the auth middleware's public paths
     and the error middleware are installed by ``create_app``)."""
     app.add_routes(routes)
-    if app[APPLIANCE].target.power.available:
+    appliance = app[APPLIANCE]
+    if appliance.target.power.available:
         app.add_routes(power_routes)
+    if appliance.media is not None:
+        app[REDFISH_MEDIA] = RedfishMedia(appliance.media)
+        app.add_routes(media_routes)

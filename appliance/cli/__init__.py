@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "state": ("appliance.cli.client", "print the appliance state as JSON"),
     "power": ("appliance.cli.power", "switch the target on/off/off-hard/reset, or show its LEDs"),
     "wol": ("appliance.cli.wol", "wake the target with a Wake-on-LAN magic packet"),
+    "media": ("appliance.cli.media", "virtual media: list, upload, fetch, attach, detach, rm"),
     "switch": ("appliance.cli.switch", "show the KVM switch, or switch to PORT (number or name)"),
 }
 

@@ -9,7 +9,7 @@ names the dotted key and what is wrong with it.
 Layout: :mod:`.options` (declaring), :mod:`.checks` (value checks), :mod:`.walk` (validating),
 :mod:`.render` (``config defaults``), one module per group of sections (:mod:`.server`,
 :mod:`.target`, :mod:`.hid`, :mod:`.video`, :mod:`.power`, :mod:`.switch`,
-:mod:`.passthrough`), :mod:`.root` (``Config``) and :mod:`.files` (reading).
+:mod:`.passthrough`, :mod:`.media`), :mod:`.root` (``Config``) and :mod:`.files` (reading).
 
 Only the standard library is imported: ``ipkvm config check`` must start fast on a Pi Zero.
 """
@@ -28,6 +28,7 @@ from appliance.config.hid import (
     MouseMode,
     OtgConfig,
 )
+from appliance.config.media import MediaConfig
 from appliance.config.passthrough import PassthroughConfig
 from appliance.config.power import AtxConfig, WolConfig
 from appliance.config.root import Config, build_config, defaults_toml, known_keys
@@ -55,6 +56,7 @@ __all__ = [
     "H264Codec",
     "HidConfig",
     "HidOutput",
+    "MediaConfig",
     "MouseMode",
     "OtgConfig",
     "PassthroughConfig",

@@ -12,6 +12,7 @@ from appliance.config import render
 from appliance.config.context import Context
 from appliance.config.errors import ConfigError
 from appliance.config.hid import GadgetConfig, HidConfig
+from appliance.config.media import MediaConfig
 from appliance.config.passthrough import PassthroughConfig
 from appliance.config.power import AtxConfig, WolConfig
 from appliance.config.server import ServerConfig
@@ -41,6 +42,7 @@ class Config:
     wol: WolConfig
     switch: SwitchConfig
     passthrough: PassthroughConfig
+    media: MediaConfig
     path: Path | None = field(default=None, compare=False)
     """The file this came from (None: built-in defaults)."""
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)

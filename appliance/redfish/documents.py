@@ -14,6 +14,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from appliance import __version__
+from appliance.redfish.media import TRANSFER_METHODS, TRANSFER_PROTOCOLS, Slot, SlotView
 from appliance.redfish.systems import RESET_TYPES, System, power_state, systems
 from appliance.targets.boot import BOOT_ENABLED, BOOT_MODES, BOOT_SOURCES
 
@@ -29,6 +30,7 @@ SYSTEMS = f"{ROOT}/Systems"
 CHASSIS = f"{ROOT}/Chassis"
 MANAGERS = f"{ROOT}/Managers"
 MANAGER = f"{MANAGERS}/{MANAGER_ID}"
+VIRTUAL_MEDIA = f"{MANAGER}/VirtualMedia"
 SESSION_SERVICE = f"{ROOT}/SessionService"
 SESSIONS = f"{SESSION_SERVICE}/Sessions"
 
@@ -177,11 +179,7 @@ def manager_collection() -> Doc:
 
 def manager(appliance: Appliance) -> Doc:
     every = systems(appliance)
-    media = (
-        {"VirtualMedia": link(f"{MANAGER}/VirtualMedia")}
-        if appliance.target.media.available
-        else {}
-    )
+    media = {"VirtualMedia": link(VIRTUAL_MEDIA)} if appliance.media is not None else {}
     return resource(
         "Manager",
         MANAGER,
@@ -222,4 +220,40 @@ def session(session_id: str, user: str, created: str) -> Doc:
         UserName=user,
         Password=None,
         CreatedTime=created,
+    )
+
+
+def virtual_media_collection(slots: list[Slot]) -> Doc:
+    return collection(
+        "VirtualMediaCollection",
+        VIRTUAL_MEDIA,
+        "Virtual media",
+        [f"{VIRTUAL_MEDIA}/{slot.id}" for slot in slots],
+    )
+
+
+def virtual_media(slot: Slot, view: SlotView) -> Doc:
+    path = f"{VIRTUAL_MEDIA}/{slot.id}"
+    return resource(
+        "VirtualMedia",
+        path,
+        Id=slot.id,
+        Name=slot.name,
+        MediaTypes=list(slot.media_types),
+        Inserted=view.inserted,
+        Image=view.image,
+        ImageName=view.image_name,
+        WriteProtected=view.write_protected,
+        ConnectedVia=view.connected_via,
+        TransferMethod="Upload" if view.image is not None else None,
+        TransferProtocolType=view.protocol,
+        Status=_OK,
+        Actions={
+            "#VirtualMedia.InsertMedia": {
+                "target": f"{path}/Actions/VirtualMedia.InsertMedia",
+                "TransferMethod@Redfish.AllowableValues": list(TRANSFER_METHODS),
+                "TransferProtocolType@Redfish.AllowableValues": list(TRANSFER_PROTOCOLS),
+            },
+            "#VirtualMedia.EjectMedia": {"target": f"{path}/Actions/VirtualMedia.EjectMedia"},
+        },
     )

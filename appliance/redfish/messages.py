@@ -91,6 +91,17 @@ _BASE: dict[str, tuple[str, str, str]] = {
         "Correct the value for the parameter in the request body and resubmit the request if "
         "the operation failed.",
     ),
+    "ActionParameterNotSupported": (
+        "The parameter %1 for the action %2 is not supported on the target resource.",
+        "Warning",
+        "Remove the parameter supplied and resubmit the request if the operation failed.",
+    ),
+    "ActionParameterValueError": (
+        "The value for the parameter %1 in the action %2 is invalid.",
+        "Warning",
+        "Correct the value for the parameter in the request body and resubmit the request if "
+        "the operation failed.",
+    ),
     "MalformedJSON": (
         "The request body submitted was malformed JSON and could not be parsed by the receiving "
         "service.",

@@ -1,6 +1,6 @@
 """The hardware target: the board's capture device (V4L2) and HID output (USB OTG gadget or a
 CH9329 serial chip). Power is ATX over GPIO when ``[atx]`` names a chip (:mod:`appliance.atx`);
-media stays null until virtual media is configured.
+media is the USB gadget's mass-storage LUN when ``[gadget] mass_storage`` is on.
 
 A hardware appliance may still borrow one demo facet for bring-up (``video.source = "demo"``
 while the capture card is missing); the simulated machine is then created on demand.
@@ -12,7 +12,7 @@ from functools import cache
 from typing import TYPE_CHECKING
 
 from appliance.targets import Target, hid_output, video_source
-from appliance.targets.facets import NullPower, PowerFacet
+from appliance.targets.facets import MediaFacet, NullMedia, NullPower, PowerFacet
 
 if TYPE_CHECKING:
     from appliance.config import Config
@@ -27,6 +27,7 @@ def build(config: Config) -> Target:
         video=video_source(config, machine),
         hid=hid_output(config, machine),
         power=atx_power(config),
+        media=gadget_media(config),
     )
 
 
@@ -45,3 +46,14 @@ def atx_power(config: Config) -> PowerFacet:
         debounce=wiring.debounce,
         has_reset=wiring.reset is not None,
     )
+
+
+def gadget_media(config: Config) -> MediaFacet:
+    """The gadget's mass-storage LUN, or none in "HID only" mode (``[gadget] mass_storage``)."""
+    if not config.gadget.mass_storage:
+        return NullMedia('the USB gadget is "HID only" ([gadget] mass_storage = false)')
+    from appliance.targets.lun import LunMedia
+    from hid.gadget import MASS_STORAGE
+
+    g = config.gadget
+    return LunMedia(g.root / g.name / "functions" / MASS_STORAGE / "lun.0")

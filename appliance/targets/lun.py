@@ -1,0 +1,135 @@
+"""The hardware target's virtual media: the USB gadget's mass-storage LUN in configfs.
+
+Written against the kernel's f_mass_storage attributes (``functions/mass_storage.usb0/lun.0``):
+
+- ``file``: the backing file or block device; writing it opens the medium, an empty write ejects.
+- ``cdrom`` and ``ro``: the kernel refuses to change them while a medium is open (EBUSY), so they
+  are written before ``file``. A CD-ROM is always read-only (the kernel forces it too).
+- ``forced_eject`` (Linux 5.x and later): ejects even when the host has locked the medium with
+  PREVENT MEDIUM REMOVAL, which Windows and most Linux hosts do as soon as they mount it; an
+  empty write to ``file`` then fails with EBUSY. Used when the kernel has it.
+
+Why the gadget itself is not rebuilt here: changing the LUN's medium is what a real drive does
+(the host sees a medium change, not a replug), and the "HID only" gadget (``[gadget]
+mass_storage = false``) keeps working for firmwares that cannot enumerate both: the target then
+has no virtual media (a null facet that says why).
+
+Attribute writes are a few syscalls but the kernel opens the backing file in ``file``'s write
+(a network block device may take its time), so they run in the thread pool with a time-out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from appliance.targets.facets import ActionRefused, FacetUnavailable, MediaKind, MediaSpec
+
+WRITE_TIMEOUT = 20.0
+
+
+class LunMedia:
+    """One mass-storage LUN directory (on configfs, or a plain directory in tests)."""
+
+    available = True
+
+    def __init__(self, lun: Path, *, on_change: Callable[[], None] | None = None) -> None:
+        self.lun = lun
+        self.on_change = on_change or (lambda: None)
+        self._label: str | None = None
+        self._lock = asyncio.Lock()
+
+    def _read(self, attr: str) -> str | None:
+        try:
+            return (self.lun / attr).read_text(encoding="utf-8", errors="replace").strip()
+        except OSError:
+            return None
+
+    def _write(self, attr: str, value: str) -> None:
+        path = self.lun / attr
+        fd = os.open(path, os.O_WRONLY | os.O_TRUNC | (0 if path.exists() else os.O_CREAT), 0o644)
+        try:
+            os.write(fd, value.encode() + b"\n")
+        finally:
+            os.close(fd)
+
+    def medium(self) -> str:
+        """The backing file the kernel has open ("" when the drive is empty)."""
+        return self._read("file") or ""
+
+    def status(self) -> dict[str, object]:
+        if not self.lun.is_dir():
+            return {
+                "available": False,
+                "inserted": False,
+                "reason": f"no mass-storage LUN at {self.lun} (is the gadget set up?)",
+            }
+        path = self.medium()
+        out: dict[str, object] = {"available": True, "inserted": bool(path)}
+        if path:
+            cdrom = self._read("cdrom") == "1"
+            kind: MediaKind = "cdrom" if cdrom else "flash"
+            out.update(
+                path=path,
+                label=self._label or Path(path).name,
+                kind=kind,
+                read_only=cdrom or self._read("ro") == "1",
+            )
+        return out
+
+    async def insert(self, spec: MediaSpec) -> None:
+        if not self.lun.is_dir():
+            raise FacetUnavailable(f"no mass-storage LUN at {self.lun} (is the gadget set up?)")
+        async with self._lock:
+            if self.medium():
+                raise ActionRefused("a medium is inserted: eject it first")
+            cdrom = spec.kind == "cdrom"
+            ro = cdrom or spec.read_only
+            try:
+                async with asyncio.timeout(WRITE_TIMEOUT):
+                    await asyncio.to_thread(self._insert, str(spec.path), cdrom, ro)
+            except TimeoutError:
+                raise ActionRefused(f"the kernel did not open {spec.path} in time") from None
+            except OSError as exc:
+                raise ActionRefused(
+                    f"the gadget refused {spec.path}: {exc.strerror or exc}"
+                ) from exc
+            self._label = spec.label
+        self.on_change()
+
+    def _insert(self, path: str, cdrom: bool, ro: bool) -> None:
+        self._write("removable", "1")
+        self._write("cdrom", str(int(cdrom)))
+        self._write("ro", str(int(ro)))
+        self._write("file", path)
+
+    async def eject(self) -> None:
+        if not self.lun.is_dir():
+            return
+        async with self._lock:
+            if not self.medium():
+                return
+            try:
+                async with asyncio.timeout(WRITE_TIMEOUT):
+                    await asyncio.to_thread(self._eject)
+            except TimeoutError:
+                raise ActionRefused("the kernel did not release the medium in time") from None
+            except OSError as exc:
+                if exc.errno == errno.EBUSY:
+                    raise ActionRefused(
+                        "the host has locked the medium and this kernel has no forced_eject"
+                    ) from exc
+                raise ActionRefused(f"eject failed: {exc.strerror or exc}") from exc
+            self._label = None
+        self.on_change()
+
+    def _eject(self) -> None:
+        if (self.lun / "forced_eject").exists():
+            self._write("forced_eject", "1")
+            if (self.lun / "file").read_text().strip():  # a plain directory (tests): no kernel
+                self._write("file", "")
+        else:
+            self._write("file", "")
