@@ -13,6 +13,8 @@ What is left out, and why:
   client that reads the whole body waits forever; its query checks are the snapshot's).
 - Redfish resets that hold the power button for seconds (ForceOff, PowerCycle) are sent as their
   short-press counterparts (``SLOW_RESETS``): each would otherwise cost six seconds of button.
+  A URL the fuzzer gives Redfish's ``InsertMedia`` is replaced by one on a closed local port:
+  the appliance would otherwise try to download from wherever it names.
 - Requests are authenticated with an API token, not Basic: fuzzing ``/api/auth/login`` fails
   logins from 127.0.0.1 on purpose, and the login throttle would then (rightly) refuse the
   Basic checks of every later request with 429.
@@ -81,6 +83,7 @@ POWER_PATHS = ("/api/power", "/api/demo/power", REDFISH_RESET)
 SLOW_RESETS = {"ForceOff": "GracefulShutdown", "PowerCycle": "ForceRestart"}
 """Redfish resets that hold the power button for seconds (the ATX override), and the short
 press fuzzed in their place."""
+CLOSED_PORT_URL = "http://127.0.0.1:1/fuzz.iso"
 
 
 class LogRecords(logging.Handler):
@@ -181,6 +184,9 @@ def _bounded(case: schemathesis.Case) -> None:
         return
     if case.path == REDFISH_RESET and body.get("ResetType") in SLOW_RESETS:
         body["ResetType"] = SLOW_RESETS[body["ResetType"]]
+    image = body.get("Image")
+    if isinstance(image, str) and image.lower().startswith(("http://", "https://")):
+        body["Image"] = CLOSED_PORT_URL  # a download that fails at once, not one from anywhere
     if case.path == "/api/screen/wait":
         timeout = body.get("timeout", 30.0)  # 30 s: the default when the field is absent
         if isinstance(timeout, int | float) and not isinstance(timeout, bool) and timeout > 0.2:

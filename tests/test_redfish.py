@@ -282,3 +282,37 @@ def test_messages_are_the_base_registrys() -> None:
             entry["Resolution"],
         ), message_id
     assert set(messages.STATUS_MESSAGES.values()) <= set(messages._BASE)
+
+
+async def test_insert_media_refuses_what_it_cannot_honour(
+    server: Server, http: aiohttp.ClientSession
+) -> None:
+    cd = f"{ROOT}/Managers/bmc/VirtualMedia/Cd"
+    insert = f"{cd}/Actions/VirtualMedia.InsertMedia"
+    url = "http://127.0.0.1:1/x.iso"  # a closed port: the download fails at once
+    cases = [
+        ({}, 400, "ActionParameterMissing"),
+        ({"Image": "ftp://host/x.iso"}, 400, "ActionParameterValueFormatError"),
+        ({"Image": url, "TransferMethod": "Stream"}, 400, "ActionParameterValueNotInList"),
+        ({"Image": url, "TransferProtocolType": "HTTPS"}, 400, "ActionParameterValueNotInList"),
+        ({"Image": url, "WriteProtected": False}, 400, "ActionParameterValueError"),
+        ({"Image": url, "Inserted": "yes"}, 400, "ActionParameterValueTypeError"),
+        ({"Image": url, "Password": "secret"}, 400, "ActionParameterNotSupported"),
+        ({"Image": url, "Colour": "blue"}, 400, "ActionParameterUnknown"),
+        ({"Image": url}, 502, "CouldNotEstablishConnection"),
+    ]
+    for body, status, message_id in cases:
+        async with http.post(insert, json=body) as resp:
+            answer = await resp.json()
+            assert resp.status == status, (body, answer)
+        conforms(answer)
+        ids = [m["MessageId"] for m in answer["error"]["@Message.ExtendedInfo"]]
+        assert ids == [f"Base.1.22.{message_id}"], (body, answer)
+    _, slot, _ = await get(http, cd)
+    assert slot["Inserted"] is False and slot["Image"] is None
+    assert server.appliance.media.store.list() == []  # type: ignore[attr-defined]
+    async with http.post(f"{cd}/Actions/VirtualMedia.EjectMedia") as resp:
+        assert resp.status == 204  # nothing inserted: nothing to do
+    status, body, _ = await get(http, f"{ROOT}/Managers/bmc/VirtualMedia/Floppy")
+    assert status == 404
+    conforms(body)

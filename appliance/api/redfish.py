@@ -112,10 +112,15 @@ def _resource(doc: d.Doc, status: int = 200, headers: dict[str, str] | None = No
 
 
 def _error(exc: RedfishError) -> web.Response:
-    headers = dict(exc.headers)
-    if exc.status == 401:
-        headers.setdefault(hdrs.WWW_AUTHENTICATE, 'Basic realm="ipkvm", charset="UTF-8"')
-    return _json(exc.body(), exc.status, headers)
+    return _json(exc.body(), exc.status, dict(exc.headers))
+
+
+def _challenged(request: web.Request, resp: web.StreamResponse) -> web.StreamResponse:
+    """A 401 names the scheme to use (RFC 9110), except to a browser (``Sec-Fetch-Mode``),
+    which would pop up a password dialog, as the console's API does."""
+    if resp.status == 401 and not resp.prepared and hdrs.SEC_FETCH_MODE not in request.headers:
+        resp.headers.setdefault(hdrs.WWW_AUTHENTICATE, 'Basic realm="ipkvm", charset="UTF-8"')
+    return resp
 
 
 def _translated(status: int, detail: str, headers: Iterable[tuple[str, str]]) -> RedfishError:
@@ -134,6 +139,10 @@ async def redfish_errors(request: web.Request, handler: Any) -> web.StreamRespon
     """Every error under ``/redfish`` as a Redfish error body (see the module docstring)."""
     if not request.path.startswith(PREFIX):
         return await handler(request)  # type: ignore[no-any-return]
+    return _challenged(request, await _redfish_errors(request, handler))
+
+
+async def _redfish_errors(request: web.Request, handler: Any) -> web.StreamResponse:
     try:
         resp: web.StreamResponse = await handler(request)
     except RedfishError as exc:

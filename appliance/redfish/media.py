@@ -17,7 +17,6 @@ without a copy) is refused until the media layer has a block-over-network engine
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
@@ -249,8 +248,12 @@ class RedfishMedia:
         self.loaded.pop(slot.id, None)
         if slot.image in self.control.store.attached:
             return
-        with contextlib.suppress(ImageNotFound):
+        try:
             await asyncio.to_thread(self.control.store.delete, slot.image)
+        except ImageNotFound:
+            pass
+        except MediaError as exc:  # being downloaded by someone else
+            raise RedfishError(409, str(exc), [Message("ResourceInUse")]) from exc
 
 
 def _media_error(exc: MediaError, url: str) -> RedfishError:
