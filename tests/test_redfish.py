@@ -316,3 +316,42 @@ async def test_insert_media_refuses_what_it_cannot_honour(
     status, body, _ = await get(http, f"{ROOT}/Managers/bmc/VirtualMedia/Floppy")
     assert status == 404
     conforms(body)
+
+
+async def test_a_port_system_boots_the_cd_on_its_own_machine(tmp_path: Path) -> None:
+    """With a switch, the drive follows the console port: a reset of port 2's System selects
+    port 2 first, so machine 2 (and only it) boots from the CD Redfish inserted."""
+    from aiohttp import web
+
+    from appliance.media.iso9660 import tiny_iso
+
+    (tmp_path / "www").mkdir()
+    (tmp_path / "www" / "rescue.iso").write_bytes(tiny_iso("RESCUE_PORT2"))
+    images = web.Application()
+    images.router.add_static("/", tmp_path / "www")
+    image_runner = web.AppRunner(images)
+    await image_runner.setup()
+    site = web.TCPSite(image_runner, "127.0.0.1", 0)
+    await site.start()
+    port = image_runner.addresses[0][1]
+    srv, runner = await start_server(tmp_path, SWITCH)
+    try:
+        async with aiohttp.ClientSession(base_url=srv.url, headers=srv.basic()) as http:
+            insert = f"{ROOT}/Managers/bmc/VirtualMedia/Cd/Actions/VirtualMedia.InsertMedia"
+            image = f"http://127.0.0.1:{port}/rescue.iso"
+            async with http.post(insert, json={"Image": image}) as resp:
+                assert resp.status == 204, await resp.text()
+            boot = {"Boot": {"BootSourceOverrideTarget": "Cd", "BootSourceOverrideEnabled": "Once"}}
+            async with http.patch(f"{ROOT}/Systems/2", json=boot) as resp:
+                assert resp.status == 200
+            reset = f"{ROOT}/Systems/2/Actions/ComputerSystem.Reset"
+            async with http.post(reset, json={"ResetType": "ForceRestart"}) as resp:
+                assert resp.status == 204, await resp.text()
+            _, slot, _ = await get(http, f"{ROOT}/Managers/bmc/VirtualMedia/Cd")
+            assert (slot["Inserted"], slot["Image"], slot["ConnectedVia"]) == (True, image, "URI")
+        rack = srv.appliance.target.rack  # type: ignore[attr-defined]
+        assert rack.active == 1
+        assert [m.state()["booted_cd"] for m in rack.machines] == [None, "RESCUE_PORT2", None]
+    finally:
+        await runner.cleanup()
+        await image_runner.cleanup()
