@@ -10,21 +10,26 @@ attached and refuse the same things.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from appliance.jobs import Job, JobFailed, JobRunner, Progress
 from appliance.media.errors import ImageBusy, MediaError
-from appliance.media.fetch import check_sha256, check_url, fetch
+from appliance.media.fetch import check_sha256, check_url, fetch, name_from_url
 from appliance.media.names import check_name
+from appliance.media.nbd import UrlStream, streaming_available
 from appliance.media.store import ImageStore
 from appliance.targets.facets import ActionRefused, MediaFacet, MediaKind, MediaSpec
 
 log = logging.getLogger(__name__)
 
 FETCH_JOB = "media_fetch"
+
+Transfer = Literal["auto", "stream", "download"]
+TRANSFERS: tuple[Transfer, ...] = ("auto", "stream", "download")
 
 
 class MediaControl:
@@ -46,6 +51,8 @@ class MediaControl:
         self.fetch_timeout = fetch_timeout
         self.image: str | None = None
         """The store image in the drive (None: empty, or a path from elsewhere)."""
+        self.stream: UrlStream | None = None
+        """The URL streamed into the drive through NBD (None: not streaming)."""
         store.on_change = changed
 
     def adopt(self) -> None:
@@ -60,6 +67,8 @@ class MediaControl:
     def status(self) -> dict[str, Any]:
         out = dict(self.drive.status())
         out["image"] = self.image
+        if self.stream is not None:
+            out["url"] = self.stream.url
         return out
 
     async def attach(self, name: str, kind: MediaKind, read_only: bool = True) -> dict[str, Any]:
@@ -92,12 +101,66 @@ class MediaControl:
         if self.image is not None:
             self.store.release(self.image)
             self.image = None
+        if self.stream is not None:
+            stream, self.stream = self.stream, None
+            await stream.close()
         self.changed()
         return self.status()
 
-    def fetch(self, url: str, name: str, sha256: str | None = None) -> Job:
-        """Start downloading *url* as image *name*: a ``media_fetch`` job (progress in bytes).
-        Bad input and a name that is taken are refused now, before the job starts."""
+    async def attach_url(
+        self,
+        url: str,
+        kind: MediaKind,
+        read_only: bool = True,
+        *,
+        transfer: Transfer = "auto",
+        sha256: str | None = None,
+    ) -> Job | None:
+        """Put the image at *url* in the drive.
+
+        ``stream``: through nbdkit + the kernel's NBD client, nothing stored (read-only; the
+        server must answer range requests); answers once attached (None). ``download``: fetched
+        into the store under the URL's file name (an image of that name already there is used
+        as it is), then attached; returns that job. ``auto``: stream where this appliance can
+        (nbdkit, nbd-client and the nbd module present), else download.
+        """
+        check_url(url)
+        if transfer == "auto":
+            transfer = "stream" if streaming_available() is None and sha256 is None else "download"
+        if self.drive.status().get("inserted"):
+            raise ActionRefused("a medium is inserted: detach it first")
+        if transfer == "stream":
+            if sha256 is not None:
+                raise MediaError("a streamed image cannot be verified: download it for sha256")
+            if kind == "flash" and not read_only:
+                raise MediaError("a streamed image is read-only: download it for a writable flash")
+            stream = await UrlStream.open(url)
+            try:
+                await self.attach_spec(MediaSpec(stream.device, kind, True, url))
+            except BaseException:
+                await stream.close()
+                raise
+            self.stream = stream
+            self.changed()
+            return None
+        name = name_from_url(url)
+        info = self.store.info(name)
+        if info is not None and info.state == "ready":
+            await self.attach(name, kind, read_only)
+            return None
+        return self.fetch(url, name, sha256, attach_as=(kind, read_only))
+
+    def fetch(
+        self,
+        url: str,
+        name: str,
+        sha256: str | None = None,
+        *,
+        attach_as: tuple[MediaKind, bool] | None = None,
+    ) -> Job:
+        """Start downloading *url* as image *name*: a ``media_fetch`` job (progress in bytes),
+        which then attaches it when *attach_as* (kind, read-only) is given. Bad input and a name
+        that is taken are refused now, before the job starts."""
         check_url(url)
         check_name(name)
         expected = check_sha256(sha256)
@@ -122,7 +185,13 @@ class MediaControl:
                 )
             except MediaError as exc:
                 raise JobFailed(str(exc), name=name, **exc.info) from exc
-            return info.as_dict()
+            result = info.as_dict()
+            if attach_as is not None:
+                try:
+                    result["drive"] = await self.attach(name, *attach_as)
+                except (MediaError, ActionRefused) as exc:
+                    raise JobFailed(f"downloaded, but not attached: {exc}", name=name) from exc
+            return result
 
         return self.jobs.start(FETCH_JOB, work, tags=("media",))
 
@@ -130,4 +199,9 @@ class MediaControl:
         return self.store.image_path(name)
 
     async def close(self) -> None:
+        """Shutdown: a streamed URL stays in the drive only while nbdkit runs, so it is
+        ejected and disconnected (the host sees the medium go, not I/O errors)."""
+        if self.stream is not None:
+            with contextlib.suppress(Exception):
+                await self.detach()
         await self.store.close()

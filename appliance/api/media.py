@@ -34,7 +34,7 @@ from appliance.api.openapi import (
 from appliance.media.errors import MediaError, TooLarge
 from appliance.media.fetch import name_from_url
 from appliance.media.names import MAX_NAME, check_name
-from appliance.mediactl import MediaControl
+from appliance.mediactl import TRANSFERS, MediaControl
 from appliance.runtime import APPLIANCE
 from appliance.targets.facets import ActionRefused, FacetUnavailable
 
@@ -67,6 +67,7 @@ _STATUS = obj(
     kind=enum("cdrom", "flash"),
     read_only=BOOLEAN,
     volume_label=nullable(string("ISO 9660 volume label (demo target)")),
+    url=string("the URL streamed into the drive"),
     reason=string(),
 )
 _NAME = Param(
@@ -324,38 +325,61 @@ async def fetch_image(request: web.Request) -> web.Response:
 @routes.post("/api/media/attach")
 @describe(
     Operation(
-        summary="Put an image in the target's drive, as a CD-ROM or a flash drive",
-        description="A CD-ROM is always read-only; a flash drive is read-only unless "
-        "`read_only` is false. The image cannot be deleted or overwritten while attached.",
+        summary="Put an image (from the store, or a URL) in the target's drive",
+        description=(
+            "`image` names a store image; `url` streams an HTTP(S) image that answers range "
+            "requests through NBD with nothing stored (`transfer: stream`), or downloads it "
+            "into the store first and attaches it when done (`download`: answers 202 with the "
+            "job); `auto` streams where the appliance can. A CD-ROM is always read-only; a "
+            "flash drive is read-only unless `read_only` is false. An attached image cannot "
+            "be deleted or overwritten."
+        ),
         tag="media",
         body=obj(
-            ("image",),
             image=string("an image name in the store"),
+            url=string("http:// or https:// image URL (instead of image)", maxLength=4096),
+            transfer=enum(*TRANSFERS, description="for url; default auto"),
+            sha256=string("for a url download: expected SHA-256", pattern="^[0-9a-fA-F]{64}$"),
             kind=enum("cdrom", "flash", description="default cdrom"),
             read_only=BOOLEAN,
         ),
-        replies={200: ok("the drive", _STATUS)},
+        replies={
+            200: ok("the drive", _STATUS),
+            202: ok("url download: the job (it attaches the image when done)", JOB_REF),
+        },
         errors={
             404: "no such image",
-            409: "a medium is inserted, the image is incomplete or being transferred, or the "
-            "drive is unavailable",
+            409: "a medium is inserted, the image is incomplete or being transferred, the "
+            "drive is unavailable, or streaming is not possible here",
+            502: "the URL could not be streamed (server down, no range requests)",
         },
     )
 )
 async def attach(request: web.Request) -> web.Response:
     control = _control(request)
     data = await read_json(request)
-    image = get_field(data, "image", str)
+    image = get_field(data, "image", str, None)
+    url = get_field(data, "url", str, None)
+    if (image is None) == (url is None):
+        fail(400, "give either image (a store image) or url")
     kind = get_field(data, "kind", str, "cdrom")
     if kind not in ("cdrom", "flash"):
         fail(400, f"kind must be cdrom or flash, not {kind!r}")
     read_only = get_field(data, "read_only", bool, True)
+    transfer = get_field(data, "transfer", str, "auto")
+    if transfer not in TRANSFERS:
+        fail(400, f"transfer must be one of {', '.join(TRANSFERS)}, not {transfer!r}")
+    sha256 = get_field(data, "sha256", str, None)
     try:
-        check_name(image)
-        status = await control.attach(image, kind, read_only)
+        if image is not None:
+            check_name(image)
+            return json_response(await control.attach(image, kind, read_only))
+        job = await control.attach_url(url, kind, read_only, transfer=transfer, sha256=sha256)
     except (MediaError, ActionRefused, FacetUnavailable) as exc:
         _refuse(exc)
-    return json_response(status)
+    if job is not None:
+        return json_response(job.as_dict(), status=202)
+    return json_response(control.status())
 
 
 @routes.post("/api/media/detach")

@@ -2,6 +2,7 @@
 
 import { api, ApiError } from "./api.js";
 import { KeyboardInput } from "./input-keyboard.js";
+import { MediaPanel } from "./media.js";
 import { MouseInput, pictureRect } from "./input-mouse.js";
 import { setupPanel } from "./menu.js";
 import { OnScreenKeyboard } from "./osk.js";
@@ -115,6 +116,13 @@ setupPanel(
 new OnScreenKeyboard($("osk"), send);
 setupPanel($("osk-btn"), $("osk-panel"));
 setupPanel($("settings-btn"), $("settings-panel"), () => {}, rightPanels);
+const media = new MediaPanel((text) => ui.toast(text));
+setupPanel($("media-btn"), $("media-panel"), () => media.refresh(), rightPanels);
+socket.addEventListener("media", (e) => {
+  media.renderDrive(e.detail);
+  if (!$("media-panel").hidden) media.refresh();
+});
+socket.addEventListener("job", (e) => media.onJob(e.detail));
 
 // Stream and mouse settings.
 function bindRange(id, key, format, onChange) {

@@ -165,7 +165,7 @@ export class Ui {
     // Optional devices: shown only when the appliance reports them.
     this.$("switch-wrap").hidden = !state.switch;
     this.$("atx-wrap").hidden = !(state.target && state.target.facets && state.target.facets.power);
-    this.$("media-btn").hidden = !state.media;
+    this.$("media-btn").hidden = !(state.media && state.media.available);
     this.renderVideoMessage();
     this.renderStats();
   }
