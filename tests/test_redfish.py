@@ -289,11 +289,24 @@ async def test_insert_media_refuses_what_it_cannot_honour(
 ) -> None:
     cd = f"{ROOT}/Managers/bmc/VirtualMedia/Cd"
     insert = f"{cd}/Actions/VirtualMedia.InsertMedia"
+    from appliance.media.nbd import streaming_available
+
     url = "http://127.0.0.1:1/x.iso"  # a closed port: the download fails at once
+    can_stream = streaming_available() is None
+    stream_refused = (
+        (502, "CouldNotEstablishConnection")
+        if can_stream
+        else (400, "ActionParameterValueNotInList")
+    )
+    not_streamable = (
+        (400, "ActionParameterValueError") if can_stream else (400, "ActionParameterValueNotInList")
+    )
     cases = [
         ({}, 400, "ActionParameterMissing"),
         ({"Image": "ftp://host/x.iso"}, 400, "ActionParameterValueFormatError"),
-        ({"Image": url, "TransferMethod": "Stream"}, 400, "ActionParameterValueNotInList"),
+        # Streaming needs nbdkit, nbd-client and the nbd module (the appliance image has them).
+        ({"Image": url, "TransferMethod": "Stream"}, *stream_refused),
+        ({"Image": url, "TransferMethod": "Stream", "Inserted": False}, *not_streamable),
         ({"Image": url, "TransferProtocolType": "HTTPS"}, 400, "ActionParameterValueNotInList"),
         ({"Image": url, "WriteProtected": False}, 400, "ActionParameterValueError"),
         ({"Image": url, "Inserted": "yes"}, 400, "ActionParameterValueTypeError"),

@@ -441,7 +441,9 @@ async def manager_collection(request: web.Request) -> web.Response:
     return _resource(d.manager_collection())
 
 
-MANAGER_ID = _id("manager_id", f"the manager's Id ({d.MANAGER_ID})")
+MANAGER_ID = Param(
+    "manager_id", enum(d.MANAGER_ID, description="the manager's Id"), where="path", required=True
+)
 
 
 def _check_manager(request: web.Request) -> None:
@@ -468,7 +470,7 @@ async def manager(request: web.Request) -> web.Response:
 # --------------------------------------------------------------------------- virtual media
 
 
-SLOT_ID = _id("slot", "Cd or Usb")
+SLOT_ID = Param("slot", enum(*SLOTS, description="the slot"), where="path", required=True)
 VM = d.MANAGERS + "/{manager_id}/VirtualMedia"
 
 
@@ -514,9 +516,11 @@ async def virtual_media(request: web.Request) -> web.Response:
 @media_routes.post(VM + "/{slot}/Actions/VirtualMedia.InsertMedia")
 @describe(
     Operation(
-        summary="Download an HTTP(S) image into the appliance, then attach it to the slot",
+        summary="Stream or download an HTTP(S) image, then attach it to the slot",
         description="Answers once the medium is in the drive (or, with Inserted false, "
-        "downloaded). The slot's previous download is replaced. TransferMethod: Upload.",
+        "downloaded). Stream (the default where this appliance can stream; read-only) reads the "
+        "URL with range requests, nothing stored; Upload downloads it first (replacing the "
+        "slot's previous download).",
         tag=TAG,
         params=(MANAGER_ID, SLOT_ID),
         body=obj(
@@ -524,7 +528,7 @@ async def virtual_media(request: web.Request) -> web.Response:
             Image=string("an http:// or https:// URL"),
             Inserted={"type": "boolean"},
             WriteProtected={"type": "boolean"},
-            TransferMethod=enum("Upload"),
+            TransferMethod=enum("Stream", "Upload"),
             TransferProtocolType=enum("HTTP", "HTTPS"),
         ),
         replies={204: Reply("inserted")},
@@ -533,7 +537,7 @@ async def virtual_media(request: web.Request) -> web.Response:
             400: "a parameter missing, unknown or with a value the slot cannot take",
             409: "the drive holds a medium (eject first), or the image is being downloaded",
             413: "the image is larger than media.max_image_mb",
-            502: "the image could not be downloaded",
+            502: "the image could not be downloaded or streamed",
             507: "not enough free space for the image",
         },
     )

@@ -14,7 +14,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from appliance import __version__
-from appliance.redfish.media import TRANSFER_METHODS, TRANSFER_PROTOCOLS, Slot, SlotView
+from appliance.redfish.media import TRANSFER_PROTOCOLS, Slot, SlotView, transfer_methods
 from appliance.redfish.systems import RESET_TYPES, System, power_state, systems
 from appliance.targets.boot import BOOT_ENABLED, BOOT_MODES, BOOT_SOURCES
 
@@ -245,13 +245,13 @@ def virtual_media(slot: Slot, view: SlotView) -> Doc:
         ImageName=view.image_name,
         WriteProtected=view.write_protected,
         ConnectedVia=view.connected_via,
-        TransferMethod="Upload" if view.image is not None else None,
+        TransferMethod=view.method,
         TransferProtocolType=view.protocol,
         Status=_OK,
         Actions={
             "#VirtualMedia.InsertMedia": {
                 "target": f"{path}/Actions/VirtualMedia.InsertMedia",
-                "TransferMethod@Redfish.AllowableValues": list(TRANSFER_METHODS),
+                "TransferMethod@Redfish.AllowableValues": list(transfer_methods()),
                 "TransferProtocolType@Redfish.AllowableValues": list(TRANSFER_PROTOCOLS),
             },
             "#VirtualMedia.EjectMedia": {"target": f"{path}/Actions/VirtualMedia.EjectMedia"},

@@ -4,32 +4,41 @@ The appliance has one USB mass-storage LUN, so the two slots share it: ``Cd`` is
 read-only CD-ROM, ``Usb`` as a flash drive (read-only unless ``WriteProtected`` is false), and
 while one slot holds a medium the other refuses an insert (409) — as the console does.
 
-``InsertMedia`` takes an HTTP(S) ``Image`` URL: the image is downloaded into the image store
-through the media layer (:meth:`appliance.mediactl.MediaControl.fetch`: a ``.part`` file until
-complete, size and free space checked first) under a name of the slot's own (``redfish-cd``),
-then attached; the action answers once the medium is in the drive, so a client that sets the boot
-override and resets next (Ironic) boots the right image. Each insert replaces the slot's previous
-download and an eject deletes it: a fleet tool that boots a fresh ISO per deployment does not
-fill the data partition. ``TransferMethod`` is ``Upload`` (a local copy); ``Stream`` (range reads
-without a copy) is refused until the media layer has a block-over-network engine.
+``InsertMedia`` takes an HTTP(S) ``Image`` URL, honouring ``TransferMethod``:
+
+- ``Stream``: the URL becomes a block device read with HTTP range requests (nbdkit + the kernel's
+  NBD client, :meth:`appliance.mediactl.MediaControl.attach_url`), nothing stored — a 6 GB
+  installer on an 8 GB card. Read-only. Offered only where this appliance can stream (the tools
+  and the ``nbd`` module are there), and then tried first for a read-only medium when the client
+  names no method — falling back to a download when the stream cannot be set up.
+- ``Upload``: the image is downloaded into the image store (``MediaControl.fetch``: a ``.part``
+  file until complete, size and free space checked first) under a name of the slot's own
+  (``redfish-cd``), then attached. Each insert replaces the slot's previous download and an eject
+  deletes it: a fleet tool that boots a fresh ISO per deployment does not fill the data partition.
+
+Either way the action answers once the medium is in the drive, so a client that sets the boot
+override and resets next (Ironic) boots the right image.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from appliance.media.errors import ImageNotFound, MediaError
+from appliance.media.nbd import streaming_available
 from appliance.redfish.messages import Message, RedfishError
 from appliance.targets.facets import ActionRefused, FacetUnavailable, MediaKind
 
 if TYPE_CHECKING:
     from appliance.mediactl import MediaControl
 
+log = logging.getLogger(__name__)
+
 SlotId = Literal["Cd", "Usb"]
-TRANSFER_METHODS = ("Upload",)
 TRANSFER_PROTOCOLS = ("HTTP", "HTTPS")
 INSERT = "VirtualMedia.InsertMedia"
 
@@ -53,12 +62,18 @@ SLOTS: dict[str, Slot] = {
 }
 
 
+def transfer_methods() -> tuple[str, ...]:
+    """What ``TransferMethod`` may be on this appliance now (Stream first: the default)."""
+    return ("Stream", "Upload") if streaming_available() is None else ("Upload",)
+
+
 @dataclass(frozen=True, slots=True)
 class Loaded:
     """What Redfish put in a slot: the URL and how, for the slot's resource to report."""
 
     url: str
     protocol: str
+    method: str  # Stream | Upload
     inserted: bool
     write_protected: bool
 
@@ -71,6 +86,7 @@ class SlotView:
     write_protected: bool
     connected_via: str  # NotConnected | URI | Applet
     protocol: str | None
+    method: str | None = None
 
 
 def _bad(detail: str, message_id: str, *args: str, related: str = "") -> RedfishError:
@@ -81,8 +97,11 @@ def _bad(detail: str, message_id: str, *args: str, related: str = "") -> Redfish
 class InsertRequest:
     url: str
     protocol: str
+    method: str
     inserted: bool
     write_protected: bool
+    chosen: bool = True
+    """The client named the method; else a failed stream falls back to a download."""
 
     @classmethod
     def parse(cls, slot: Slot, body: dict[str, Any]) -> InsertRequest:
@@ -140,13 +159,23 @@ class InsertRequest:
                 INSERT,
                 related="#/WriteProtected",
             )
-        method = body.get("TransferMethod", "Upload")
-        if method not in TRANSFER_METHODS:
+        methods = transfer_methods()
+        streamable = flags["Inserted"] and flags["WriteProtected"]
+        method = body.get("TransferMethod", methods[0] if streamable else "Upload")
+        if method not in methods:
+            why = f" (streaming: {streaming_available()})" if method == "Stream" else ""
             raise _bad(
-                "TransferMethod must be Upload: the image is downloaded, then attached "
-                "(streaming without a copy is not available)",
+                f"TransferMethod must be one of {', '.join(methods)}{why}",
                 "ActionParameterValueNotInList",
                 str(method),
+                "TransferMethod",
+                INSERT,
+                related="#/TransferMethod",
+            )
+        if method == "Stream" and not streamable:
+            raise _bad(
+                "a streamed image is always inserted and write protected: use Upload",
+                "ActionParameterValueError",
                 "TransferMethod",
                 INSERT,
                 related="#/TransferMethod",
@@ -161,7 +190,8 @@ class InsertRequest:
                 INSERT,
                 related="#/TransferProtocolType",
             )
-        return cls(url, scheme, flags["Inserted"], flags["WriteProtected"])
+        chosen = "TransferMethod" in body
+        return cls(url, scheme, method, flags["Inserted"], flags["WriteProtected"], chosen)
 
 
 class RedfishMedia:
@@ -176,25 +206,29 @@ class RedfishMedia:
         status = self.control.status()
         return bool(status.get("inserted")) and status.get("kind") == slot.kind
 
+    def _ours(self, slot: Slot, loaded: Loaded) -> bool:
+        """Whether the drive still holds what Redfish put there."""
+        if loaded.method == "Stream":
+            stream = self.control.stream
+            return stream is not None and stream.url == loaded.url
+        return self.control.image == slot.image
+
     def view(self, slot: Slot) -> SlotView:
         status = self.control.status()
         holds = self._holds(slot)
         loaded = self.loaded.get(slot.id)
-        if (
-            loaded is not None
-            and loaded.inserted
-            and (not holds or self.control.image != slot.image)
-        ):
+        if loaded is not None and loaded.inserted and not (holds and self._ours(slot, loaded)):
             del self.loaded[slot.id]  # someone detached it (the console): forget the URL
             loaded = None
         if loaded is not None:
             return SlotView(
                 loaded.inserted,
                 loaded.url,
-                slot.image,
+                slot.image if loaded.method == "Upload" else None,
                 loaded.write_protected,
                 "URI" if loaded.inserted else "NotConnected",
                 loaded.protocol,
+                loaded.method,
             )
         if holds:  # attached from the console or the CLI
             name = status.get("image") or status.get("label")
@@ -217,25 +251,53 @@ class RedfishMedia:
                     [Message("ResourceInUse")],
                 )
             await self._forget(slot)
-            try:
-                job = self.control.fetch(request.url, slot.image)
-            except MediaError as exc:
-                raise _media_error(exc, request.url) from exc
-            await self.control.jobs.wait(job)
-            if job.status != "done":
-                raise RedfishError(
-                    502,
-                    f"could not download {request.url}: {job.error or job.status}",
-                    [Message("CouldNotEstablishConnection", (request.url,))],
-                )
-            if request.inserted:
+            method = request.method
+            if method == "Stream":
                 try:
-                    await self.control.attach(slot.image, slot.kind, request.write_protected)
-                except (MediaError, ActionRefused, FacetUnavailable) as exc:
-                    raise RedfishError(409, str(exc), [Message("ResourceInUse")]) from exc
+                    await self._stream(slot, request)
+                except RedfishError as exc:
+                    # Not asked for by name: a server without range requests, or a service
+                    # without the privilege to configure /dev/nbdN (docs/media.md), still
+                    # gets its image, as a download.
+                    if request.chosen or exc.status == 400:
+                        raise
+                    log.warning("streaming %s failed (%s): downloading it", request.url, exc)
+                    method = "Upload"
+            if method == "Upload":
+                await self._download(slot, request)
             self.loaded[slot.id] = Loaded(
-                request.url, request.protocol, request.inserted, request.write_protected
+                request.url,
+                request.protocol,
+                method,
+                request.inserted,
+                request.write_protected,
             )
+
+    async def _stream(self, slot: Slot, request: InsertRequest) -> None:
+        try:
+            await self.control.attach_url(request.url, slot.kind, True, transfer="stream")
+        except MediaError as exc:
+            raise _media_error(exc, request.url) from exc
+        except (ActionRefused, FacetUnavailable) as exc:
+            raise RedfishError(409, str(exc), [Message("ResourceInUse")]) from exc
+
+    async def _download(self, slot: Slot, request: InsertRequest) -> None:
+        try:
+            job = self.control.fetch(request.url, slot.image)
+        except MediaError as exc:
+            raise _media_error(exc, request.url) from exc
+        await self.control.jobs.wait(job)
+        if job.status != "done":
+            raise RedfishError(
+                502,
+                f"could not download {request.url}: {job.error or job.status}",
+                [Message("CouldNotEstablishConnection", (request.url,))],
+            )
+        if request.inserted:
+            try:
+                await self.control.attach(slot.image, slot.kind, request.write_protected)
+            except (MediaError, ActionRefused, FacetUnavailable) as exc:
+                raise RedfishError(409, str(exc), [Message("ResourceInUse")]) from exc
 
     async def eject(self, slot: Slot) -> None:
         async with self._lock:
@@ -263,4 +325,6 @@ def _media_error(exc: MediaError, url: str) -> RedfishError:
         )
     if exc.status == 409:
         return RedfishError(409, str(exc), [Message("ResourceInUse")])
+    if exc.status == 502:
+        return RedfishError(502, str(exc), [Message("CouldNotEstablishConnection", (url,))])
     return RedfishError(exc.status, str(exc), [Message("GeneralError")])
