@@ -304,6 +304,8 @@ async def test_insert_media_refuses_what_it_cannot_honour(
     cases = [
         ({}, 400, "ActionParameterMissing"),
         ({"Image": "ftp://host/x.iso"}, 400, "ActionParameterValueFormatError"),
+        ({"Image": "http://[::1/x.iso"}, 400, "ActionParameterValueFormatError"),
+        ({"Image": 7}, 400, "ActionParameterValueFormatError"),
         # Streaming needs nbdkit, nbd-client and the nbd module (the appliance image has them).
         ({"Image": url, "TransferMethod": "Stream"}, *stream_refused),
         ({"Image": url, "TransferMethod": "Stream", "Inserted": False}, *not_streamable),

@@ -128,8 +128,12 @@ class InsertRequest:
                 "Image",
                 related="#/Image",
             )
-        scheme = urlsplit(url).scheme.upper() if isinstance(url, str) else ""
-        if scheme not in TRANSFER_PROTOCOLS or not urlsplit(str(url)).hostname:
+        try:
+            parts = urlsplit(url) if isinstance(url, str) else None
+        except ValueError:  # "http://[::1": brackets that do not close
+            parts = None
+        scheme = parts.scheme.upper() if parts is not None else ""
+        if scheme not in TRANSFER_PROTOCOLS or parts is None or not parts.hostname:
             raise _bad(
                 "Image must be an http:// or https:// URL with a host",
                 "ActionParameterValueFormatError",
