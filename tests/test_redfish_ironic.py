@@ -191,3 +191,30 @@ async def test_eject_deletes_the_download_and_errors_reach_sushy(
     assert stored == ["redfish-cd"]
     assert code == "Base.1.22.ResourceInUse"
     assert server.appliance.media.store.list() == []  # type: ignore[attr-defined]
+
+
+async def test_inserted_false_downloads_without_attaching_and_eject_deletes_it(
+    server: Server, iso_url: str
+) -> None:
+    """The download alone (no drive change on the way): deleting it on eject must publish the
+    store's change from the event loop (a worker thread has none: the system test found a 500)."""
+    import aiohttp
+
+    cd = "/redfish/v1/Managers/bmc/VirtualMedia/Cd"
+    async with aiohttp.ClientSession(base_url=server.url, headers=server.basic()) as http:
+        insert = {"Image": iso_url, "Inserted": False}
+        async with http.post(f"{cd}/Actions/VirtualMedia.InsertMedia", json=insert) as resp:
+            assert resp.status == 204, await resp.text()
+        async with http.get(cd) as resp:
+            slot = await resp.json()
+        assert (slot["Inserted"], slot["Image"], slot["TransferMethod"]) == (
+            False,
+            iso_url,
+            "Upload",
+        )
+        store = server.appliance.media.store  # type: ignore[attr-defined]
+        assert [i.name for i in store.list()] == ["redfish-cd"]
+        assert not server.appliance.media.status()["inserted"]  # type: ignore[attr-defined]
+        async with http.post(f"{cd}/Actions/VirtualMedia.EjectMedia") as resp:
+            assert resp.status == 204, await resp.text()
+        assert store.list() == []

@@ -315,7 +315,9 @@ class RedfishMedia:
         if slot.image in self.control.store.attached:
             return
         try:
-            await asyncio.to_thread(self.control.store.delete, slot.image)
+            # On the loop, as the media API does: an unlink, and the store's change callback
+            # publishes state events, which needs the loop (found by the system test).
+            self.control.store.delete(slot.image)
         except ImageNotFound:
             pass
         except MediaError as exc:  # being downloaded by someone else
