@@ -296,10 +296,14 @@ async def test_attach_detach_on_the_gadget_lun(tmp_path: Path) -> None:
                 assert r.status == 200 and (await r.json())["inserted"] is False
             assert (lun / "forced_eject").read_text().strip() == "1"
             assert (lun / "file").read_text().strip() == ""
-            # a flash drive read-write
+            # a flash drive read-write: the host must enumerate again to see a disk, so the
+            # gadget is unbound and bound again around the change (and left bound)
+            udc = lun.parents[2] / "UDC"
+            udc.write_text("dummy_udc.0\n")
             attach = {"image": "b.img", "kind": "flash", "read_only": False}
             async with http.post("/api/media/attach", json=attach) as r:
                 assert r.status == 200
+            assert udc.read_text().strip() == "dummy_udc.0"
             assert (lun / "cdrom").read_text().strip() == "0"
             assert (lun / "ro").read_text().strip() == "0"
             async with http.delete("/api/media/images/a.iso") as r:
@@ -315,6 +319,28 @@ async def test_attach_detach_on_the_gadget_lun(tmp_path: Path) -> None:
                 assert (await r.json())["image"] == "b.img"
             async with http.delete("/api/media/images/b.img") as r:
                 assert r.status == 409
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_cd_over_the_kernels_cap_is_refused_but_flash_works(tmp_path: Path) -> None:
+    toml, lun = lun_tree(tmp_path)
+    images = tmp_path / "images"
+    images.mkdir(mode=0o700)
+    with (images / "win.iso").open("wb") as f:  # sparse: 5 GiB on a few blocks
+        f.truncate(5 << 30)
+    srv, runner = await start_server(tmp_path, toml)
+    try:
+        async with http_for(srv) as http:
+            async with http.post("/api/media/attach", json={"image": "win.iso"}) as r:
+                assert r.status == 409
+                assert "1151999 sectors" in (await r.json())["error"]
+            assert (lun / "file").read_text().strip() == ""
+            async with http.post(
+                "/api/media/attach", json={"image": "win.iso", "kind": "flash"}
+            ) as r:
+                assert r.status == 200
+            assert (lun / "file").read_text().strip() == str(images / "win.iso")
     finally:
         await runner.cleanup()
 

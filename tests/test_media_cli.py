@@ -85,3 +85,35 @@ async def test_cli_media(server: Server, tmp_path: Path) -> None:
         assert code == 1 and "mismatch" in err
     finally:
         await www.cleanup()
+
+
+async def test_cli_upload_shows_a_progress_bar_on_a_terminal(
+    server: Server, tmp_path: Path
+) -> None:
+    import os
+    import pty
+
+    _, token = AuthStore(server.state_dir).create_token("cli-bar")
+    src = tmp_path / "bar.img"
+    src.write_bytes(image_bytes(4 * MiB, seed=8))
+    leader, follower = pty.openpty()
+    env = {"IPKVM_URL": server.url, "IPKVM_TOKEN": token, "HOME": str(tmp_path), "PATH": "/bin"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "appliance", "media", "upload", str(src),
+        env=env, cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=follower,
+    )  # fmt: skip
+    os.close(follower)
+    out, _ = await proc.communicate()
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(leader)
+    assert proc.returncode == 0
+    assert b"upload bar.img [" in shown and b"100%" in shown and b"4.0 MiB/4.0 MiB" in shown
+    assert b"bar.img" in out

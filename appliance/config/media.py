@@ -36,6 +36,10 @@ class MediaConfig:
     reserve_mb: int = option(
         64, check=checks.int_range(0, 1 << 20), doc="free space always left on the image disk, MiB"
     )
+    cdrom_size_cap: bool = option(
+        True,
+        doc="refuse CD-ROM media over 2.36 GB, which the kernel's gadget cuts; false: it does not",
+    )
     fetch_timeout: float = option(
         60.0,
         check=checks.number(1, 3600),

@@ -56,4 +56,7 @@ def gadget_media(config: Config) -> MediaFacet:
     from hid.gadget import MASS_STORAGE
 
     g = config.gadget
-    return LunMedia(g.root / g.name / "functions" / MASS_STORAGE / "lun.0")
+    return LunMedia(
+        g.root / g.name / "functions" / MASS_STORAGE / "lun.0",
+        cdrom_cap=config.media.cdrom_size_cap,
+    )

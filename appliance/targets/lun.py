@@ -5,6 +5,9 @@ Written against the kernel's f_mass_storage attributes (``functions/mass_storage
 - ``file``: the backing file or block device; writing it opens the medium, an empty write ejects.
 - ``cdrom`` and ``ro``: the kernel refuses to change them while a medium is open (EBUSY), so they
   are written before ``file``. A CD-ROM is always read-only (the kernel forces it too).
+- A change between CD-ROM and flash is seen by the host only after it enumerates the device
+  again: the gadget is unbound and bound around it (a USB replug, ~1 s without keyboard and
+  mouse on the host side). Inserting the same kind as before changes nothing else.
 - ``forced_eject`` (Linux 5.x and later): ejects even when the host has locked the medium with
   PREVENT MEDIUM REMOVAL, which Windows and most Linux hosts do as soon as they mount it; an
   empty write to ``file`` then fails with EBUSY. Used when the kernel has it.
@@ -30,14 +33,31 @@ from appliance.targets.facets import ActionRefused, FacetUnavailable, MediaKind,
 
 WRITE_TIMEOUT = 20.0
 
+CDROM_MAX_SECTORS = 256 * 60 * 75 - 1
+"""What mainline f_mass_storage (storage_common.c, ``fsg_lun_open``) serves of a CD-ROM medium:
+1151999 sectors of 2048 bytes, ≈ 2.36 GB. A larger file is cut there ("file too big: using only
+first 1151999 blocks" in the kernel log) and the host reads errors past it: the field's "large
+Windows ISOs fail in CD mode". Measured on Debian bookworm's 6.1 in the system test
+(guest_35_media.py): a 5 GiB image showed 1151999 sectors on the host side."""
+CDROM_MAX_BYTES = CDROM_MAX_SECTORS * 2048
+
 
 class LunMedia:
     """One mass-storage LUN directory (on configfs, or a plain directory in tests)."""
 
     available = True
 
-    def __init__(self, lun: Path, *, on_change: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        lun: Path,
+        *,
+        on_change: Callable[[], None] | None = None,
+        cdrom_cap: bool = True,
+    ) -> None:
+        """*cdrom_cap*: refuse CD-ROM media the kernel would cut (false with a kernel whose
+        f_mass_storage has the cap lifted)."""
         self.lun = lun
+        self.cdrom_cap = cdrom_cap
         self.on_change = on_change or (lambda: None)
         self._label: str | None = None
         self._lock = asyncio.Lock()
@@ -49,12 +69,7 @@ class LunMedia:
             return None
 
     def _write(self, attr: str, value: str) -> None:
-        path = self.lun / attr
-        fd = os.open(path, os.O_WRONLY | os.O_TRUNC | (0 if path.exists() else os.O_CREAT), 0o644)
-        try:
-            os.write(fd, value.encode() + b"\n")
-        finally:
-            os.close(fd)
+        _write_path(self.lun / attr, value)
 
     def medium(self) -> str:
         """The backing file the kernel has open ("" when the drive is empty)."""
@@ -88,6 +103,15 @@ class LunMedia:
                 raise ActionRefused("a medium is inserted: eject it first")
             cdrom = spec.kind == "cdrom"
             ro = cdrom or spec.read_only
+            if cdrom and self.cdrom_cap:
+                size = await asyncio.to_thread(_size, spec.path)
+                if size > CDROM_MAX_BYTES:
+                    raise ActionRefused(
+                        f"{spec.label} is {size} bytes: this kernel's CD-ROM emulation serves "
+                        f"only the first {CDROM_MAX_BYTES} (1151999 sectors), the host would "
+                        "read errors past it; attach it as a flash drive (hybrid ISOs boot "
+                        "from it) or use a kernel with the cap lifted ([media] cdrom_size_cap)"
+                    )
             try:
                 async with asyncio.timeout(WRITE_TIMEOUT):
                     await asyncio.to_thread(self._insert, str(spec.path), cdrom, ro)
@@ -102,9 +126,28 @@ class LunMedia:
 
     def _insert(self, path: str, cdrom: bool, ro: bool) -> None:
         self._write("removable", "1")
-        self._write("cdrom", str(int(cdrom)))
-        self._write("ro", str(int(ro)))
-        self._write("file", path)
+        replug = self._read("cdrom") not in (None, str(int(cdrom)))
+        udc_file = self.lun.parents[2] / "UDC"  # <gadget>/functions/mass_storage.usb0/lun.0
+        udc = (self._read_path(udc_file) or "") if replug else ""
+        if udc:
+            # The host learnt "CD-ROM" or "disk" from INQUIRY when it enumerated the device and
+            # never asks again: a change of kind is only seen after a replug (measured in the
+            # system test: a LUN switched to flash stayed /dev/sr0). Unbind, change, bind.
+            _write_path(udc_file, "")
+        try:
+            self._write("cdrom", str(int(cdrom)))
+            self._write("ro", str(int(ro)))
+            self._write("file", path)
+        finally:
+            if udc:
+                _write_path(udc_file, udc)
+
+    @staticmethod
+    def _read_path(path: Path) -> str | None:
+        try:
+            return path.read_text(encoding="utf-8", errors="replace").strip()
+        except OSError:
+            return None
 
     async def eject(self) -> None:
         if not self.lun.is_dir():
@@ -133,3 +176,21 @@ class LunMedia:
                 self._write("file", "")
         else:
             self._write("file", "")
+
+
+def _size(path: Path) -> int:
+    """Bytes of a file or block device (0 when it cannot be opened: the kernel will say why)."""
+    try:
+        with open(path, "rb") as f:
+            return f.seek(0, os.SEEK_END)
+    except OSError:
+        return 0
+
+
+def _write_path(path: Path, value: str) -> None:
+    """One ``write()`` of *value* and a newline (configfs takes an attribute in one call)."""
+    fd = os.open(path, os.O_WRONLY | os.O_TRUNC | (0 if path.exists() else os.O_CREAT), 0o644)
+    try:
+        os.write(fd, value.encode() + b"\n")
+    finally:
+        os.close(fd)

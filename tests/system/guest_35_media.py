@@ -69,18 +69,38 @@ def media_dir() -> Path:
     return MEDIA
 
 
-@timeout(240)
-def test_a_5gib_sparse_cd_reads_to_its_last_sector() -> None:
-    api = Api()
+def usb_disks() -> list[str]:
+    return sorted(
+        os.path.basename(d) for d in glob.glob("/sys/block/sd*") if "/usb" in os.path.realpath(d)
+    )
+
+
+def big_image() -> Path:
     image = media_dir() / "big.iso"
-    make_image(image, BIG, "IPKVM BIG")
+    if not image.exists():
+        make_image(image, BIG, "IPKVM BIG")
+    return image
+
+
+def eject() -> None:
+    Api().request("POST", "/api/media/detach", {})
+    if (LUN / "file").read_text().strip():  # left by a failed helper: the root way
+        (LUN / "forced_eject").write_text("1\n")
+
+
+@timeout(240)
+def test_a_5gib_sparse_image_reads_to_its_last_sector() -> None:
+    """Attached through the API as a (read-only) flash drive: the host side reads all of it."""
+    api = Api()
+    image = big_image()
     try:
         names = {i["name"]: i for i in api.get("/api/media/images")["images"]}
         assert names["big.iso"]["size"] == BIG and names["big.iso"]["state"] == "ready"
-        status = api.post("/api/media/attach", {"image": "big.iso", "kind": "cdrom"})
-        assert status["inserted"] and status["read_only"] and status["kind"] == "cdrom", status
+        status = api.post("/api/media/attach", {"image": "big.iso", "kind": "flash"})
+        assert status["inserted"] and status["read_only"] and status["kind"] == "flash", status
         assert (LUN / "file").read_text().strip() == str(image)
-        disk = wait_for(usb_cdroms, 60, "the gadget's CD-ROM on the host side")[0]
+        assert (LUN / "ro").read_text().strip() == "1"
+        disk = wait_for(usb_disks, 60, "the gadget's disk on the host side")[0]
         wait_for(lambda: size_of(disk) == BIG, 60, f"/dev/{disk} with the whole {BIG} bytes")
         assert read_at(disk, BIG - SECTOR) == LAST
         assert read_at(disk, 16 * SECTOR)[40:49] == b"IPKVM BIG"
@@ -88,16 +108,41 @@ def test_a_5gib_sparse_cd_reads_to_its_last_sector() -> None:
         code, body, _ = api.request("DELETE", "/api/media/images/big.iso")
         assert code == 409, body
     finally:
-        api.post("/api/media/detach", {})
-        image.unlink()
+        eject()
     assert (LUN / "file").read_text().strip() == ""
+
+
+@timeout(60)
+def test_a_cd_over_the_kernel_cap_is_refused_with_a_reason() -> None:
+    code, body, _ = Api().request("POST", "/api/media/attach", {"image": big_image().name})
+    assert code == 409 and b"1151999 sectors" in body, body
+    assert (LUN / "file").read_text().strip() == ""
+
+
+@xfail(
+    "bookworm's f_mass_storage serves only 1151999 sectors (2.36 GB) of a CD-ROM ('file too "
+    "big' in the kernel log); needs a kernel with the cap lifted and media.cdrom_size_cap off"
+)
+@timeout(240)
+def test_a_5gib_sparse_cd_reads_to_its_last_sector() -> None:
+    api = Api()
+    image = big_image()
+    try:
+        code, body, _ = api.request("POST", "/api/media/attach", {"image": image.name})
+        assert code == 200, body
+        disk = wait_for(usb_cdroms, 60, "the gadget's CD-ROM on the host side")[0]
+        wait_for(lambda: size_of(disk) == BIG, 60, f"/dev/{disk} with the whole {BIG} bytes")
+        assert read_at(disk, BIG - SECTOR) == LAST
+    finally:
+        eject()
+        image.unlink()
 
 
 class _Ranges(http.server.BaseHTTPRequestHandler):
     """A static file server that answers Range requests (the stdlib's does not)."""
 
     data_path: Path = Path()
-    seen: list[str | None] = []
+    seen: list[tuple[str, str | None]] = []
 
     def log_message(self, *args: object) -> None:
         pass
@@ -105,7 +150,7 @@ class _Ranges(http.server.BaseHTTPRequestHandler):
     def _serve(self, body: bool) -> None:
         size = self.data_path.stat().st_size
         header = self.headers.get("Range")
-        self.seen.append(header)
+        self.seen.append((self.command, header))
         start, end = 0, size - 1
         m = re.match(r"bytes=(\d+)-(\d*)$", header or "")
         if m:
@@ -185,7 +230,9 @@ def test_a_url_streams_onto_the_lun_through_nbd() -> None:
         wait_for(lambda: size_of(disk) == size, 60, f"/dev/{disk} streamed from {url}")
         assert read_at(disk, size - SECTOR) == LAST
         assert read_at(disk, 16 * SECTOR)[40:48] == b"STREAMED"
-        assert all(r is not None and r.startswith("bytes=") for r in _Ranges.seen[1:])
+        # every read was a range request (HEAD asks for the size), never the whole file
+        gets = [r for method, r in _Ranges.seen if method == "GET"]
+        assert len(gets) >= 2 and all(r and r.startswith("bytes=") for r in gets), gets
         helper.stdin.write("\n")
         helper.stdin.flush()
         assert helper.stdout.readline().strip() == "closed"
@@ -194,6 +241,9 @@ def test_a_url_streams_onto_the_lun_through_nbd() -> None:
     finally:
         if helper.poll() is None:
             helper.kill()
+            helper.wait()
+        eject()
+        subprocess.run(["nbd-client", "-d", "/dev/nbd0"], capture_output=True)
         server.shutdown()
         src.unlink()
 
