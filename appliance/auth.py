@@ -908,7 +908,19 @@ class AuthStore:
         """End one session (logout). Writes only if the session exists."""
         if not sid or len(sid) > 256:
             return
-        digest = session_digest(sid)
+        self.delete_session_digest(session_digest(sid))
+
+    def live_sessions(self, user: str) -> dict[str, SessionRecord]:
+        """``user``'s sessions that would let a request in now, by digest (Redfish lists them as
+        its SessionCollection and ends one by this key, without ever holding the cookie)."""
+        return {
+            digest: record
+            for digest, record in self._sessions.load().items()
+            if record.user == user and self._session_user(digest) == user
+        }
+
+    def delete_session_digest(self, digest: str) -> None:
+        """End the session stored under ``digest`` (blocking: it writes ``sessions.json``)."""
         if self._sessions.get(digest) is None:
             return
         with self._locked():
@@ -929,6 +941,11 @@ class AuthStore:
         import asyncio
 
         await asyncio.to_thread(self.delete_session, sid)
+
+    async def delete_session_digest_async(self, digest: str) -> None:
+        import asyncio
+
+        await asyncio.to_thread(self.delete_session_digest, digest)
 
 
 def _fingerprint(rec: dict[str, Any]) -> str:

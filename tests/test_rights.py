@@ -26,7 +26,18 @@ from tests.conftest import Server, basic_header, start_server
 
 SWITCH = '[switch]\ndriver = "demo"\ncount = 3\npoll_interval = 0.2\n'
 PASSWORDS = {"viewer": "viewer-pass-1", "operator": "operator-pass-1", "admin2": "admin2-pass-1"}
-PATH_VALUES = {"port": "2", "job": "nope", "name": "nobody", "id": "nope", "filename": "x"}
+PATH_VALUES = {
+    "port": "2",
+    "job": "nope",
+    "name": "nobody",
+    "id": "nope",
+    "filename": "x",
+    "system_id": "1",
+    "chassis_id": "1",
+    "manager_id": "1",
+    "slot": "Cd",
+    "session_id": "nope",
+}
 # The rights table, written out independently of appliance/roles.py (docs/security.md#roles).
 EXPECTED_RIGHTS = {
     "viewer": {"public", "account", "view"},

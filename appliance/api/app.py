@@ -24,6 +24,7 @@ from appliance.api import (
     metrics,
     openapi_doc,
     power,
+    redfish,
     rights,
     scripts,
     switch,
@@ -258,14 +259,18 @@ def create_app(
     appliance: Appliance, auth_store: AuthStore, *, secure_cookies: bool = False
 ) -> web.Application:
 
-    app = web.Application(client_max_size=MAX_JSON_BODY, middlewares=[json_errors])
+    # redfish_errors sits outside the auth middleware: its 401s under /redfish become Redfish's.
+    app = web.Application(
+        client_max_size=MAX_JSON_BODY, middlewares=[json_errors, redfish.redfish_errors]
+    )
     app[APPLIANCE] = appliance
     app[TRACE_DIFF] = memory.TraceDiff()
     setup_auth(
         app,
         auth_store,
-        public_paths=PUBLIC_PATHS,
+        public_paths=PUBLIC_PATHS | redfish.PUBLIC_PATHS,
         public_prefixes=PUBLIC_PREFIXES,
+        public_routes=redfish.PUBLIC_ROUTES,
         secure_cookies=secure_cookies,
         trusted_proxies=appliance.config.server.trusted_proxies,
         proxy_header=appliance.config.server.proxy_header,
@@ -303,6 +308,7 @@ def create_app(
         app.add_routes(demo.routes)
     if appliance.switch is not None:
         app.add_routes(switch.routes)
+    redfish.setup(app)
     if WEB_DIR.is_dir():
         app.router.add_static("/static/", WEB_DIR, append_version=False)
         app.middlewares.append(_static_guard)

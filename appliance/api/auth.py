@@ -6,7 +6,9 @@ proves who it is with one of:
 - the ``ipkvm_session`` cookie from ``POST /api/auth/login`` (browsers; the session is kept,
   hashed, in ``STATE_DIR/sessions.json``, so a restart does not log anyone out),
 - ``Authorization: Bearer ipk_...`` (API tokens from ``ipkvm token create``),
-- HTTP Basic with the admin password (curl, fleet tools), throttled like logins.
+- HTTP Basic with the admin password (curl, fleet tools), throttled like logins,
+- ``X-Auth-Token: <session>`` (Redfish sessions from ``POST /redfish/v1/SessionService/Sessions``:
+  the same sessions as the cookie's, sent in the header Redfish clients use).
 
 Browsers attach cookies (and cached Basic credentials) to cross-site requests, so a state-changing
 request authenticated that way, and every WebSocket upgrade, must come from our own origin: an
@@ -58,6 +60,7 @@ from appliance.jsondecode import JsonError, decode_json
 from appliance.roles import PERMISSIONS, ROLE_RIGHTS, ROLES, Role, narrower
 
 SESSION_COOKIE = "ipkvm_session"
+AUTH_TOKEN_HEADER = "X-Auth-Token"
 REALM = "ipkvm"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 LOGIN_PATH = "/api/auth/login"
@@ -96,6 +99,16 @@ class AuthSettings:
     login_page: str
     trusted_proxies: tuple[ProxyNetwork, ...] = ()
     proxy_header: str = "x-forwarded-for"
+    public_routes: frozenset[tuple[str, str]] = frozenset()
+    """(method, path) pairs public for that method only (Redfish's login is a POST to a path
+    whose GET lists sessions and needs a login)."""
+
+    def is_public(self, method: str, path: str) -> bool:
+        return (
+            path in self.public_paths
+            or path.startswith(self.public_prefixes)
+            or (method, path) in self.public_routes
+        )
 
 
 AUTH_STORE: web.AppKey[AuthStore] = web.AppKey("ipkvm_auth_store", AuthStore)
@@ -297,10 +310,6 @@ def client_address(request: web.Request) -> str | None:
 # --------------------------------------------------------------------------- middleware
 
 
-def _is_public(settings: AuthSettings, path: str) -> bool:
-    return path in settings.public_paths or path.startswith(settings.public_prefixes)
-
-
 async def _check_basic(
     request: web.Request, store: AuthStore, throttle: LoginThrottle, credentials: str
 ) -> AuthInfo | web.Response:
@@ -322,6 +331,18 @@ async def _check_basic(
         _audit_login(request, user, "failed", via="basic", reason="wrong user or password")
         return _json(401, {"error": "wrong user or password"}, _basic_challenge())
     return AuthInfo(user, "basic", credential=credential)
+
+
+async def check_login(request: web.Request, user: str, password: str) -> bool | web.Response:
+    """A password check for another login route (Redfish's sessions), throttled and bounded like
+    the console's login; a Response is the 429 or 503 to answer instead."""
+    store, throttle = request.app[AUTH_STORE], request.app[LOGIN_THROTTLE]
+    result = await throttled_verify(request, store, throttle, user, password)
+    if result is True:
+        _audit_login(request, user, "ok", via="redfish")
+    elif result is False:
+        _audit_login(request, user, "failed", via="redfish", reason="wrong user or password")
+    return result
 
 
 async def throttled_verify(
@@ -361,6 +382,12 @@ async def _authenticate(request: web.Request) -> AuthInfo | web.Response | None:
     """Identity from the Authorization header (which wins) or the session cookie."""
     store = request.app[AUTH_STORE]
     header = request.headers.get(hdrs.AUTHORIZATION)
+    token = request.headers.get(AUTH_TOKEN_HEADER)
+    if header is None and token is not None:
+        auth = _session_auth(store, token.strip())
+        if auth is None:
+            return _json(401, {"error": "invalid or expired session (X-Auth-Token)"})
+        return auth
     if header is not None:
         scheme, _, credentials = header.strip().partition(" ")
         scheme = scheme.lower()
@@ -400,7 +427,7 @@ def _session_auth(store: AuthStore, sid: str | None) -> AuthInfo | None:
 def _wants_html(request: web.Request) -> bool:
     return (
         request.method in ("GET", "HEAD")
-        and not request.path.startswith("/api/")
+        and not request.path.startswith(("/api/", "/redfish"))
         and not _is_websocket(request)
         and "text/html" in request.headers.get(hdrs.ACCEPT, "")
     )
@@ -418,7 +445,10 @@ def _unauthenticated(request: web.Request, settings: AuthSettings) -> web.Stream
             status=302, headers={hdrs.LOCATION: settings.login_page, hdrs.CACHE_CONTROL: "no-store"}
         )
     else:
-        challenge = request.path.startswith("/api/") and hdrs.SEC_FETCH_MODE not in request.headers
+        challenge = (
+            request.path.startswith(("/api/", "/redfish"))
+            and hdrs.SEC_FETCH_MODE not in request.headers
+        )
         resp = _json(
             401, {"error": "authentication required"}, _basic_challenge() if challenge else None
         )
@@ -436,7 +466,7 @@ async def auth_middleware(request: web.Request, handler: Any) -> web.StreamRespo
     settings = request.app[AUTH_SETTINGS]
     state_changing = request.method not in SAFE_METHODS
     websocket = _is_websocket(request)
-    if _is_public(settings, request.path):
+    if settings.is_public(request.method, request.path):
         if (state_changing or websocket) and not same_origin(request):
             return _forbidden_origin()
         auth = _session_auth(request.app[AUTH_STORE], request.cookies.get(SESSION_COOKIE))
@@ -643,6 +673,7 @@ def setup_auth(
     *,
     public_paths: set[str],
     public_prefixes: tuple[str, ...] = (),
+    public_routes: Iterable[tuple[str, str]] = (),
     secure_cookies: bool,
     throttle: LoginThrottle | None = None,
     login_page: str = "/login",
@@ -666,6 +697,7 @@ def setup_auth(
     app[AUTH_SETTINGS] = AuthSettings(
         public_paths=frozenset(public_paths) | {LOGIN_PATH, LOGOUT_PATH, login_page},
         public_prefixes=tuple(public_prefixes),
+        public_routes=frozenset(public_routes),
         secure_cookies=secure_cookies,
         login_page=login_page,
         trusted_proxies=networks,

@@ -158,6 +158,7 @@ def nullable(schema: Schema) -> Schema:
 BOOLEAN: Schema = {"type": "boolean"}
 EMPTY: Schema = obj(closed=True)
 ERROR_REF: Schema = {"$ref": "#/components/schemas/Error"}
+REDFISH_ERROR_REF: Schema = {"$ref": "#/components/schemas/RedfishError"}
 JOB_REF: Schema = {"$ref": "#/components/schemas/Job"}
 STATE_REF: Schema = {"$ref": "#/components/schemas/State"}
 

@@ -95,8 +95,9 @@ def documented_routes(app: web.Application) -> list[RouteDoc]:
     return out
 
 
-def _error(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {oa.JSON: {"schema": oa.ERROR_REF}}}
+def _error(description: str, redfish: bool = False) -> dict[str, Any]:
+    schema = oa.REDFISH_ERROR_REF if redfish else oa.ERROR_REF
+    return {"description": description, "content": {oa.JSON: {"schema": schema}}}
 
 
 def _plain_error(description: str) -> dict[str, Any]:
@@ -140,7 +141,7 @@ def _handler_errors(path: str, op: Operation) -> dict[int, str]:
     if op.body is not None:
         errors[400] = "malformed JSON, a missing or wrong field, or a value out of range"
         errors[413] = "request body too large"
-    if path.startswith("/api/"):
+    if path.startswith(("/api/", "/redfish")):
         errors[500] = "internal server error (details in the appliance log, not here)"
     return errors
 
@@ -174,15 +175,17 @@ def _operation(method: str, path: str, op: Operation) -> dict[str, Any]:
             "required": op.body_required,
             "content": {op.body_type: {"schema": op.body}},
         }
-    # Handler errors under /api/ are JSON (appliance.api.errors); pages and /static/ keep
-    # aiohttp's plain text. The auth middleware's answers are JSON everywhere.
+    # Handler errors under /api/ are JSON (appliance.api.errors), under /redfish Redfish's error
+    # bodies (appliance.api.redfish); pages and /static/ keep aiohttp's plain text. The auth
+    # middleware's answers are JSON everywhere.
     replies = {s: _reply(r) for s, r in op.replies.items()}
     handler = {**_handler_errors(path, op), **op.errors}
-    plain = not path.startswith("/api/")
+    redfish = path.startswith("/redfish")
+    plain = not path.startswith("/api/") and not redfish
     for status, text in handler.items():
-        replies[status] = _plain_error(text) if plain else _error(text)
+        replies[status] = _plain_error(text) if plain else _error(text, redfish)
     for status, text in _auth_errors(method, op).items():
-        replies[status] = _error(text)
+        replies[status] = _error(text, redfish)
     out["responses"] = {str(s): replies[s] for s in sorted(replies)}
     out.update(op.extensions)
     return out
@@ -261,8 +264,20 @@ def _components() -> dict[str, Any]:
         ("error",),
         error=oa.string("what went wrong; some errors add fields (line, column, job, ...)"),
     )
+    redfish_error = oa.obj(
+        ("error",),
+        error={
+            "type": "object",
+            "required": ["code", "message", "@Message.ExtendedInfo"],
+            "properties": {
+                "code": oa.string("the MessageId of the Base registry message that says it"),
+                "message": oa.string("what went wrong"),
+                "@Message.ExtendedInfo": oa.array({"type": "object"}),
+            },
+        },
+    )
     return {
-        "schemas": {"Error": error, "Job": job, "State": state},
+        "schemas": {"Error": error, "Job": job, "RedfishError": redfish_error, "State": state},
         "securitySchemes": AUTH_SCHEMES,
     }
 

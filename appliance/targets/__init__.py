@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from appliance.targets.boot import BootTable
 from appliance.targets.facets import MediaFacet, NullMedia, NullPower, PowerFacet
 
 if TYPE_CHECKING:
@@ -45,6 +46,8 @@ class Target:
     hid: HidOutput
     power: PowerFacet = field(default_factory=NullPower)
     media: MediaFacet = field(default_factory=NullMedia)
+    boot: BootTable = field(default_factory=BootTable)
+    """Each machine's boot override (one per switch port): :mod:`appliance.targets.boot`."""
 
     def facets(self) -> dict[str, bool]:
         """Which facets have a real backend (the console shows only those)."""

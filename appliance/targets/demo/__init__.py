@@ -21,10 +21,12 @@ from appliance.atx.control import AtxPower
 from appliance.atx.sim import SimLines
 from appliance.atx.wiring import wiring_from_config
 from appliance.targets import Target, hid_output, video_source
+from appliance.targets.boot import BootTable
 
 if TYPE_CHECKING:
     from appliance.config import Config
     from appliance.targets.demo.machine import DemoMachine
+    from appliance.targets.demo.media import DemoMedia
     from appliance.targets.demo.rack import DemoRack
 
 
@@ -118,29 +120,53 @@ def make_rack(config: Config) -> DemoRack:
     )
 
 
+def _cd_in_drive(media: DemoMedia, on_console: Callable[[], bool]) -> Callable[[], str | None]:
+    """What a machine finds in its CD drive as it boots: the volume label of the CD-ROM in the
+    demo drive (read when it was inserted), if the machine is on the console port — the drive
+    hangs off the appliance's USB port, which a KVM switch hands to the active machine only."""
+
+    def label() -> str | None:
+        inserted = media.inserted
+        if inserted is None or inserted.spec.kind != "cdrom" or not on_console():
+            return None
+        return inserted.volume_label if inserted.volume_label is not None else ""
+
+    return label
+
+
+def _is_active(rack: DemoRack, machine: DemoMachine) -> Callable[[], bool]:
+    return lambda: rack.machine is machine
+
+
 def build(config: Config) -> DemoTarget:
     """The simulated machine with its own screen and HID host (or the configured real ones);
     with ``switch.driver = "demo"`` a rack of them, which the backends follow."""
     from appliance.targets.demo.media import DemoMedia
 
+    media = DemoMedia()
     if config.switch.driver == "demo":
         rack = make_rack(config)
         get_rack = cache(lambda: rack)
+        for each in rack.machines:
+            each.cd_label = _cd_in_drive(media, _is_active(rack, each))
         return DemoTarget(
             kind="demo",
             video=video_source(config, get_rack),
             hid=hid_output(config, get_rack),
             power=DemoPower(rack, config, follow=rack.on_select),
-            media=DemoMedia(),
+            media=media,
+            boot=BootTable([m.boot for m in rack.machines]),
             rack=rack,
         )
     machine = make_machine(config)
+    machine.cd_label = _cd_in_drive(media, lambda: True)
     get = cache(lambda: machine)
     return DemoTarget(
         kind="demo",
         video=video_source(config, get),
         hid=hid_output(config, get),
         power=DemoPower(machine, config),
-        media=DemoMedia(),
+        media=media,
+        boot=BootTable([machine.boot]),
         single=machine,
     )

@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from appliance.targets.boot import BootSettings
 from appliance.targets.demo.menu import TEXT_MAX, Item, Tab, default_tabs
 from appliance.targets.demo.screen import Geometry, ItemView, Painter, Rect, View
 from capture.frame import Image
@@ -67,6 +68,7 @@ class DemoMachine:
         layout: str = "us",
         stamp: bool = False,
         name: str = "",
+        boot: BootSettings | None = None,
     ) -> None:
         if (width, height) not in RESOLUTIONS:
             raise ValueError(f"demo resolution {width}x{height} not in {RESOLUTIONS}")
@@ -80,6 +82,12 @@ class DemoMachine:
         self._geometry = Geometry(width, height, tuple(t.name for t in self._tabs))
         self._painter = Painter(self._geometry, name)
         self._power = True
+        self.boot = boot if boot is not None else BootSettings()
+        """The boot override Redfish sets; taken each time the machine powers on."""
+        self.cd_label: Callable[[], str | None] = lambda: None
+        """The ISO 9660 volume label of the CD in the machine's drive (None: no CD), wired by
+        the target to its media facet: what the machine shows when it boots from CD."""
+        self._booted: str | None = None  # the label of the CD it booted from, while it runs
         self._tab = 0
         self._selected = self._tabs[0].default_item
         self._editing = False
@@ -119,8 +127,12 @@ class DemoMachine:
         """Switch the machine; either way it comes back to a freshly booted setup screen."""
         if on == self._power:
             return
+        booted = None
+        if on and self.boot.take() == "Cd":
+            booted = self.cd_label()  # no CD: the firmware falls back to its setup screen
         with self._lock:
             self._power = on
+            self._booted = booted
             self._keyboard = HostKeyboard(self.layout)
             self._tab = 0
             self._selected = self._tabs[0].default_item
@@ -128,7 +140,11 @@ class DemoMachine:
             self._message = ""
             self._buttons = 0
             self._version += 1
-        log.info("demo target powered %s", "on" if on else "off")
+        log.info(
+            "demo target powered %s%s",
+            "on" if on else "off",
+            f", booted from CD {booted!r}" if booted is not None else "",
+        )
         self._leds_changed()
 
     @property
@@ -202,7 +218,7 @@ class DemoMachine:
 
     def _key(self, event: KeyEvent) -> None:
         """Menu logic for one key press (lock held)."""
-        if event.modifiers & SHORTCUT_MODS:
+        if event.modifiers & SHORTCUT_MODS or self._booted is not None:
             return
         usage, char = event.usage, event.char
         typed = char if char is not None and len(char) >= 1 and char.isprintable() else None
@@ -326,6 +342,7 @@ class DemoMachine:
                 "settings": {f"{t.name}/{i.name}": i.value for t in self._tabs for i in t.items},
                 "layout": self.layout,
                 "name": self.name,
+                "booted_cd": self._booted,
                 "width": self.width,
                 "height": self.height,
             }
@@ -411,4 +428,5 @@ class DemoMachine:
             help=tab.items[self._selected].help,
             message=self._message,
             leds=self._keyboard.leds,
+            cd=self._booted,
         )

@@ -63,6 +63,8 @@ class View:
     help: str
     message: str
     leds: int
+    cd: str | None = None
+    """The volume label of the CD the machine booted from (its screen then shows that)."""
 
 
 def printable(text: str) -> str:
@@ -178,6 +180,8 @@ class Painter:
         return image
 
     def screen(self, view: View) -> Image:
+        if view.cd is not None:
+            return self.cd_screen(view.cd)
         g = self.g
         image = self._base.copy()
         for i, (name, rect) in enumerate(zip(g.tab_names, g.tabs, strict=True)):
@@ -199,6 +203,19 @@ class Painter:
             self._fill(image, rect, LED_ON if on else LED_OFF)
             x = rect[0] + (rect[2] - g.text_width(name)) // 2
             self._text(image, name, x, rect[1], BLACK if on else DIM)
+        return image
+
+    def cd_screen(self, label: str) -> Image:
+        """What a machine that booted from a CD shows: the disc's volume label, large and plain
+        (white on black, like a boot loader), so a person or OCR reads it off the video."""
+        g = self.g
+        image = np.zeros((g.height, g.width, 3), np.uint8)
+        self._text(image, "Booting from CD-ROM...", round(4 * g.cw), round(4 * g.ch), GREY)
+        self._text(
+            image, f"Volume: {label or '(no label)'}", round(4 * g.cw), round(6 * g.ch), WHITE
+        )
+        if self.name:
+            self._text(image, f"Machine: {self.name}", round(4 * g.cw), round(8 * g.ch), DIM)
         return image
 
     def _item(self, image: Image, i: int, item: ItemView, selected: bool, editing: bool) -> None:
