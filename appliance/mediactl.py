@@ -67,6 +67,7 @@ class MediaControl:
     def status(self) -> dict[str, Any]:
         out = dict(self.drive.status())
         out["image"] = self.image
+        out["streaming"] = streaming_available()
         if self.stream is not None:
             out["url"] = self.stream.url
         return out
@@ -122,7 +123,8 @@ class MediaControl:
         server must answer range requests); answers once attached (None). ``download``: fetched
         into the store under the URL's file name (an image of that name already there is used
         as it is), then attached; returns that job. ``auto``: stream where this appliance can
-        (nbdkit, nbd-client and the nbd module present), else download.
+        (nbdkit, nbd-client and the nbd module present, and the NBD helper when not root: the
+        reason is ``streaming`` in :meth:`status`), else download.
         """
         check_url(url)
         if transfer == "auto":

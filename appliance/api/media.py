@@ -69,6 +69,12 @@ _STATUS = obj(
     read_only=BOOLEAN,
     volume_label=nullable(string("ISO 9660 volume label (demo target)")),
     url=string("the URL streamed into the drive"),
+    streaming=nullable(
+        string(
+            "why attaching a URL with transfer 'stream' cannot work here (no nbdkit, no nbd "
+            "module, no NBD helper for the unprivileged service); null: it can"
+        )
+    ),
     reason=string(),
 )
 _NAME = Param(

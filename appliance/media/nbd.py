@@ -15,7 +15,10 @@ HTTP-to-block engine (it is what virt-v2v and libguestfs use for remote disks). 
 device's life to one shell command, where the appliance needs to detach whenever the user asks.
 
 Needs ``nbdkit``, ``nbd-client`` and the ``nbd`` kernel module, and the privilege to configure an
-NBD device (CAP_SYS_ADMIN): see docs/media.md for how the appliance's service gets it.
+NBD device (CAP_SYS_ADMIN). The service does not have it: it runs nbdkit itself (as its own
+user, socket in its RuntimeDirectory) and asks the socket-activated helper
+(:mod:`appliance.media.nbd_helper`, ``ipkvm-nbd@.service``) to connect/disconnect the device.
+As root (tests, development) the helper's code runs in-process. See docs/media.md.
 """
 
 from __future__ import annotations
@@ -23,23 +26,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
+from appliance.media import nbd_helper
 from appliance.media.errors import MediaError
 from appliance.media.fetch import check_url
+from appliance.media.nbd_helper import NBD_CLIENT, SOCKET_PATH, HelperConfig
 
 log = logging.getLogger(__name__)
 
 NBDKIT = "nbdkit"
-NBD_CLIENT = "nbd-client"
 START_TIMEOUT = 20.0
-IO_TIMEOUT = 30
-"""Seconds the kernel waits for one NBD request before failing it (``nbd-client -t``): a dead
-web server gives the host read errors instead of a hung drive."""
-MAX_DEVICES = 16
 
 
 class StreamFailed(MediaError):
@@ -52,32 +54,24 @@ class StreamUnavailable(MediaError):
     status = 409
 
 
-def streaming_available(sys_dir: Path = Path("/sys")) -> str | None:
-    """Why URL streaming cannot work here (None: it can)."""
+def streaming_available(
+    sys_dir: Path = Path("/sys"), helper: Path | Literal["default"] | None = "default"
+) -> str | None:
+    """Why URL streaming cannot work here (None: it can). Through the NBD helper (*helper*:
+    its socket; by default when not root, i.e. the appliance's service) its socket must be
+    there, as only it may configure /dev/nbdN."""
+    helper_socket = default_helper() if helper == "default" else helper
     for tool in (NBDKIT, NBD_CLIENT):
         if shutil.which(tool) is None and not Path("/usr/sbin", tool).exists():
             return f"{tool} is not installed"
     if not (sys_dir / "module" / "nbd").is_dir():
         return "the nbd kernel module is not loaded (modprobe nbd)"
+    if helper_socket is not None and not helper_socket.exists():
+        return (
+            f"the NBD helper is not installed or not running ({helper_socket}, "
+            "ipkvm-nbd.socket): this unprivileged service cannot configure /dev/nbdN itself"
+        )
     return None
-
-
-def free_device(sys_block: Path = Path("/sys/block"), dev: Path = Path("/dev")) -> Path:
-    """The first ``/dev/nbdN`` no client has configured (its ``pid`` attribute is absent and
-    its size is 0)."""
-    for n in range(MAX_DEVICES):
-        block = sys_block / f"nbd{n}"
-        if not block.is_dir():
-            break
-        if (block / "pid").exists():
-            continue
-        try:
-            if int((block / "size").read_text().strip() or "0"):
-                continue
-        except (OSError, ValueError):
-            continue
-        return dev / f"nbd{n}"
-    raise StreamFailed("no free NBD device (/dev/nbd0..): detach a streamed image first")
 
 
 async def probe(url: str, timeout: float = 20.0) -> int:
@@ -120,7 +114,7 @@ class NbdExport:
     @classmethod
     async def start(cls, url: str, *, timeout: float = START_TIMEOUT) -> NbdExport:
         check_url(url)
-        workdir = Path(tempfile.mkdtemp(prefix="ipkvm-nbd-"))
+        workdir = Path(tempfile.mkdtemp(prefix="nbd-", dir=runtime_dir()))
         sock = workdir / "nbd.sock"
         process = await asyncio.create_subprocess_exec(
             NBDKIT,
@@ -170,22 +164,60 @@ class NbdExport:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-async def _run(*args: str, timeout: float = START_TIMEOUT) -> tuple[int, str]:
-    proc = await asyncio.create_subprocess_exec(
-        *args,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
+async def _helper_request(
+    line: str, socket_path: Path = SOCKET_PATH, timeout: float = START_TIMEOUT
+) -> str:
+    """One request to the NBD helper (:mod:`appliance.media.nbd_helper`) over its socket."""
+    try:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_unix_connection(str(socket_path)), timeout
+        )
+    except (OSError, TimeoutError) as exc:
+        raise StreamUnavailable(
+            f"cannot stream from a URL: the NBD helper ({socket_path}) is not reachable: "
+            f"{getattr(exc, 'strerror', None) or exc or 'timed out'}"
+        ) from exc
     try:
         async with asyncio.timeout(timeout):
-            out, _ = await proc.communicate()
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        return -1, f"{args[0]} timed out"
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(errors="replace").strip()
+            writer.write(line.encode() + b"\n")
+            await writer.drain()
+            answer = (await reader.readline()).decode(errors="replace").strip()
+    except TimeoutError as exc:
+        raise StreamFailed(f"the NBD helper did not answer within {timeout:g} s") from exc
+    except OSError as exc:
+        raise StreamFailed(f"the NBD helper failed: {exc.strerror or exc}") from exc
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+    if answer == "ok" or answer.startswith("ok "):
+        return answer[3:]
+    raise StreamFailed(answer.removeprefix("error ") or "the NBD helper gave no answer")
+
+
+def default_helper() -> Path | None:
+    """The NBD helper's socket for this process: None when root (it can configure /dev/nbdN
+    itself, with the helper's own code in-process)."""
+    return None if os.geteuid() == 0 else SOCKET_PATH
+
+
+async def _nbd(line: str, allowed_dir: Path, helper: Path | None) -> str:
+    """Carry out a helper request: through the helper unit's socket, or in-process (the
+    helper's own code, in a thread) when *helper* is None."""
+    if helper is not None:
+        return await _helper_request(line, helper)
+    answer = await asyncio.to_thread(
+        nbd_helper.handle, line.encode(), HelperConfig(allowed_dir=allowed_dir), None
+    )
+    if answer == "ok" or answer.startswith("ok "):
+        return answer[3:]
+    raise StreamFailed(answer.removeprefix("error "))
+
+
+def runtime_dir() -> Path:
+    """Where nbdkit's socket goes: the service's RuntimeDirectory (/run/ipkvm, which the helper
+    accepts sockets under), else the temporary directory (root, tests)."""
+    return Path(os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0] or tempfile.gettempdir())
 
 
 @dataclass
@@ -197,30 +229,26 @@ class UrlStream:
     export: NbdExport
     device: Path
     size: int
+    helper: Path | None = None
+    """The NBD helper's socket (None: /dev/nbdN configured in-process, as root)."""
 
     @classmethod
-    async def open(cls, url: str, sys_dir: Path = Path("/sys")) -> UrlStream:
-        reason = streaming_available(sys_dir)
+    async def open(
+        cls,
+        url: str,
+        sys_dir: Path = Path("/sys"),
+        helper: Path | Literal["default"] | None = "default",
+    ) -> UrlStream:
+        helper = default_helper() if helper == "default" else helper
+        reason = streaming_available(sys_dir, helper)
         if reason:
             raise StreamUnavailable(f"cannot stream from a URL: {reason}")
         size = await probe(url)
         export = await NbdExport.start(url)
         try:
-            device = free_device(sys_dir / "block")
-            code, out = await _run(
-                NBD_CLIENT,
-                "-unix",
-                str(export.socket),
-                str(device),
-                "-readonly",
-                "-block-size",
-                "2048",
-                "-timeout",
-                str(IO_TIMEOUT),
-            )
-            if code != 0:
-                raise StreamFailed(f"nbd-client could not attach {device}: {out}")
-            stream = cls(url, export, device, size)
+            allowed = export.workdir.parent
+            device = Path(await _nbd(f"connect {export.socket}", allowed, helper))
+            stream = cls(url, export, device, size, helper)
             await stream._wait_size(sys_dir)
         except BaseException:
             await export.stop()
@@ -238,7 +266,8 @@ class UrlStream:
 
     async def close(self) -> None:
         """Disconnect the device, then stop nbdkit."""
-        code, out = await _run(NBD_CLIENT, "-d", str(self.device))
-        if code != 0:
-            log.warning("nbd-client -d %s: %s", self.device, out)
+        try:
+            await _nbd(f"disconnect {self.device}", self.export.workdir.parent, self.helper)
+        except MediaError as exc:
+            log.warning("disconnecting %s: %s", self.device, exc)
         await self.export.stop()
