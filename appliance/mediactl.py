@@ -20,7 +20,7 @@ from appliance.jobs import Job, JobFailed, JobRunner, Progress
 from appliance.media.errors import ImageBusy, MediaError
 from appliance.media.fetch import check_sha256, check_url, fetch, name_from_url
 from appliance.media.names import check_name
-from appliance.media.nbd import UrlStream, streaming_available
+from appliance.media.nbd import StreamUnavailable, UrlStream, streaming_available
 from appliance.media.store import ImageStore
 from appliance.targets.facets import ActionRefused, MediaFacet, MediaKind, MediaSpec
 
@@ -127,7 +127,8 @@ class MediaControl:
         reason is ``streaming`` in :meth:`status`), else download.
         """
         check_url(url)
-        if transfer == "auto":
+        auto = transfer == "auto"
+        if auto:
             transfer = "stream" if streaming_available() is None and sha256 is None else "download"
         if self.drive.status().get("inserted"):
             raise ActionRefused("a medium is inserted: detach it first")
@@ -136,15 +137,22 @@ class MediaControl:
                 raise MediaError("a streamed image cannot be verified: download it for sha256")
             if kind == "flash" and not read_only:
                 raise MediaError("a streamed image is read-only: download it for a writable flash")
-            stream = await UrlStream.open(url)
             try:
-                await self.attach_spec(MediaSpec(stream.device, kind, True, url))
-            except BaseException:
-                await stream.close()
-                raise
-            self.stream = stream
-            self.changed()
-            return None
+                stream = await UrlStream.open(url)
+            except StreamUnavailable as exc:
+                if not auto:
+                    raise
+                # the helper went away between the check and the request: download instead
+                log.warning("cannot stream %s (%s): downloading it", url, exc)
+            else:
+                try:
+                    await self.attach_spec(MediaSpec(stream.device, kind, True, url))
+                except BaseException:
+                    await stream.close()
+                    raise
+                self.stream = stream
+                self.changed()
+                return None
         name = name_from_url(url)
         info = self.store.info(name)
         if info is not None and info.state == "ready":

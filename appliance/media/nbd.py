@@ -215,7 +215,7 @@ async def _nbd(line: str, allowed_dir: Path, helper: Path | None) -> str:
 
 
 def runtime_dir() -> Path:
-    """Where nbdkit's socket goes: the service's RuntimeDirectory (/run/ipkvm, which the helper
+    """Where nbdkit's socket goes: the service's RuntimeDirectory (/run/ipkvm/nbd, which the helper
     accepts sockets under), else the temporary directory (root, tests)."""
     return Path(os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0] or tempfile.gettempdir())
 

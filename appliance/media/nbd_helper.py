@@ -5,8 +5,8 @@ have (it keeps only CAP_NET_BIND_SERVICE). Rather than give the whole web-facing
 capability, this small program holds it, and can do exactly two things:
 
 - ``connect SOCKET``: ``nbd-client -unix SOCKET /dev/nbdN -readonly`` on the first free device,
-  where SOCKET must be a Unix socket *owned by the caller* directly under the allowed directory
-  (``/run/ipkvm``, the service's RuntimeDirectory) with no symlink or ``..`` on the way;
+  where SOCKET must be a Unix socket *owned by the caller* under the allowed directory
+  (``/run/ipkvm/nbd``, the service's RuntimeDirectory) with no symlink or ``..`` on the way;
 - ``disconnect /dev/nbdN``: ``nbd-client -d /dev/nbdN`` (``N`` below :data:`MAX_DEVICES`).
 
 ``systemd/ipkvm-nbd.socket`` listens on :data:`SOCKET_PATH` (mode 0660, group ipkvm) with
@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SOCKET_PATH = Path("/run/ipkvm-nbd.sock")
-ALLOWED_DIR = Path("/run/ipkvm")
+ALLOWED_DIR = Path("/run/ipkvm/nbd")
 MAX_LINE = 512
 MAX_DEVICES = 16
 NBD_CLIENT = "nbd-client"
