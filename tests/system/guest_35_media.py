@@ -280,13 +280,9 @@ def test_the_service_streams_a_url() -> None:
     assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (0, pwd.getpwnam("ipkvm").pw_gid, 0o660)
     api = Api()
     assert api.get("/api/media")["streaming"] is None
-    # the helper does nothing but connect/disconnect /dev/nbdN to a socket of the caller's
-    for bad in (
-        "connect /run/systemd/private",
-        "connect /run/ipkvm/../systemd/private",
-        "disconnect /dev/sda",
-        "mount /dev/nbd0 /mnt",
-    ):
+    # the helper does nothing but connect/disconnect /dev/nbdN to a socket of the caller's (every
+    # refusal is in tests/test_nbd_helper.py; each request costs a Python start, ~7 s under TCG)
+    for bad in ("connect /run/systemd/private", "disconnect /dev/sda"):
         assert ask_helper(bad).startswith("error "), bad
     src = Path("/var/tmp/stream2.iso")
     size = 4 * (1 << 20)
