@@ -281,7 +281,7 @@ def test_the_service_streams_a_url() -> None:
     api = Api()
     assert api.get("/api/media")["streaming"] is None
     # the helper does nothing but connect/disconnect /dev/nbdN to a socket of the caller's (every
-    # refusal is in tests/test_nbd_helper.py; each request costs a Python start, ~7 s under TCG)
+    # refusal is in tests/test_nbd_helper.py; each request costs a Python start, 2-9 s under TCG)
     for bad in ("connect /run/systemd/private", "disconnect /dev/sda"):
         assert ask_helper(bad).startswith("error "), bad
     src = Path("/var/tmp/stream2.iso")
