@@ -37,10 +37,15 @@ def tiny_iso(label: str) -> bytes:
 
 
 class RangeFiles(http.server.SimpleHTTPRequestHandler):
-    """The stdlib's file server plus ``Range: bytes=A-B`` (what nbdkit's curl plugin sends)."""
+    """The stdlib's file server plus ``Range: bytes=A-B`` (what nbdkit's curl plugin sends) and
+    ``Accept-Ranges`` (what it checks in its HEAD request before serving a connection)."""
 
     def log_message(self, *args: object) -> None:
         pass
+
+    def end_headers(self) -> None:
+        self.send_header("Accept-Ranges", "bytes")
+        super().end_headers()
 
     def do_GET(self) -> None:
         m = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", ""))
