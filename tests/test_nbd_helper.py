@@ -242,3 +242,18 @@ async def test_a_url_stream_through_the_helper(
             await stream.close()
     assert helper.nbd_client_calls()[-1] == "-d /dev/nbd0"
     assert not stream.export.workdir.exists()
+
+
+@pytest.mark.skipif(shutil.which("nbdkit") is None, reason="nbdkit is not installed")
+async def test_a_refused_connect_stops_nbdkit_and_says_why(
+    helper: Helper, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if shutil.which("nbd-client") is None:
+        pytest.skip("nbd-client is not installed")
+    monkeypatch.setenv("RUNTIME_DIRECTORY", str(helper.allowed))
+    (tmp_path / "sys" / "module" / "nbd").mkdir(parents=True)
+    helper.fail.touch()
+    async with RangeServer(tiny_iso("REFUSED", size=1 << 20)) as http:
+        with pytest.raises(StreamFailed, match="nbd-client failed: Error: Socket failed"):
+            await UrlStream.open(http.url, tmp_path / "sys", helper.socket)
+    assert list(helper.allowed.iterdir()) == []  # nbdkit stopped, its directory gone

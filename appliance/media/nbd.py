@@ -148,6 +148,17 @@ class NbdExport:
         data = await self.process.stderr.read(4096)
         return data.decode(errors="replace").strip().splitlines()[-1] if data.strip() else ""
 
+    async def said(self, wait: float = 0.5) -> str:
+        """nbdkit's last error line so far, while it runs ("" if none within *wait*)."""
+        if self.process.stderr is None:
+            return ""
+        try:
+            data = await asyncio.wait_for(self.process.stderr.read(4096), wait)
+        except (TimeoutError, OSError):
+            return ""
+        lines = data.decode(errors="replace").strip().splitlines()
+        return lines[-1].strip() if lines else ""
+
     @property
     def uri(self) -> str:
         return f"nbd+unix:///?socket={self.socket}"
@@ -247,7 +258,12 @@ class UrlStream:
         export = await NbdExport.start(url)
         try:
             allowed = export.workdir.parent
-            device = Path(await _nbd(f"connect {export.socket}", allowed, helper))
+            try:
+                device = Path(await _nbd(f"connect {export.socket}", allowed, helper))
+            except StreamFailed as exc:
+                # nbd-client only says "Exiting."; nbdkit says why (e.g. no Accept-Ranges)
+                said = await export.said()
+                raise StreamFailed(f"{exc}: nbdkit: {said}" if said else str(exc)) from exc
             stream = cls(url, export, device, size, helper)
             await stream._wait_size(sys_dir)
         except BaseException:
