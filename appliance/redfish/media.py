@@ -260,9 +260,9 @@ class RedfishMedia:
                 try:
                     await self._stream(slot, request)
                 except RedfishError as exc:
-                    # Not asked for by name: a server without range requests, or a service
-                    # without the privilege to configure /dev/nbdN (docs/media.md), still
-                    # gets its image, as a download.
+                    # Not asked for by name: a server without range requests, or an NBD
+                    # helper that went away (docs/media.md), still gets its image, as a
+                    # download.
                     if request.chosen or exc.status == 400:
                         raise
                     log.warning("streaming %s failed (%s): downloading it", request.url, exc)

@@ -202,8 +202,8 @@ asyncio.run(main())
 
 @timeout(180)
 def test_a_url_streams_onto_the_lun_through_nbd() -> None:
-    """The streaming engine for real (as root: configuring an NBD device needs CAP_SYS_ADMIN,
-    which the service does not have — see the next test)."""
+    """The streaming engine for real, as root (the helper's checks in-process; the next test
+    is the hardened service through ipkvm-nbd@.service)."""
     assert Path("/sys/module/nbd").is_dir(), "the nbd kernel module is not loaded"
     src = Path("/var/tmp/stream.iso")
     size = 12 * (1 << 20)
