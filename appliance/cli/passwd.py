@@ -10,39 +10,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
+
+from appliance.cli.credentials import add_state_dir_options, read_new_password
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--state-dir",
-        type=Path,
-        help="credentials directory (default: $IPKVM_STATE_DIR, the config's server.state_dir, "
-        "/var/lib/ipkvm)",
-    )
-    parser.add_argument("--config", type=Path, help="configuration file to take state_dir from")
+    add_state_dir_options(parser)
     parser.add_argument(
         "--stdin", action="store_true", help="read the new password as one line from stdin"
     )
-
-
-def _read_password(use_stdin: bool) -> str:
-    from appliance.cli import CliError
-
-    if use_stdin:
-        line = sys.stdin.readline()
-        if not line:
-            raise CliError("no password on stdin")
-        return line.rstrip("\r\n")
-    if not sys.stdin.isatty():
-        raise CliError("stdin is not a terminal: use --stdin to read the password from it")
-    import getpass
-
-    first = getpass.getpass("New admin password: ")
-    second = getpass.getpass("Repeat: ")
-    if first != second:
-        raise CliError("the passwords do not match; nothing changed")
-    return first
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
         state_dir = resolve_state_dir(args.state_dir, args.config)
     except ConfigError as exc:
         raise CliError(str(exc)) from None
-    password = _read_password(args.stdin)
+    password = read_new_password(args.stdin, "New admin password: ", "--stdin")
     try:
         store = AuthStore(state_dir)
         store.set_password(password)

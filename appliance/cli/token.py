@@ -9,18 +9,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
+
+from appliance.cli.credentials import add_state_dir_options
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--state-dir",
-        type=Path,
-        help="credentials directory (default: $IPKVM_STATE_DIR, the config's server.state_dir, "
-        "/var/lib/ipkvm)",
-    )
-    common.add_argument("--config", type=Path, help="configuration file to take state_dir from")
+    add_state_dir_options(common)
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     create = sub.add_parser("create", parents=[common], help="create a token, print it once")
     create.add_argument("name", metavar="NAME", help="what the token is for (unique)")

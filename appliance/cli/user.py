@@ -13,20 +13,14 @@ import argparse
 import getpass
 import os
 import sys
-from pathlib import Path
 
+from appliance.cli.credentials import add_state_dir_options, read_new_password
 from appliance.roles import ROLES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--state-dir",
-        type=Path,
-        help="credentials directory (default: $IPKVM_STATE_DIR, the config's server.state_dir, "
-        "/var/lib/ipkvm)",
-    )
-    common.add_argument("--config", type=Path, help="configuration file to take state_dir from")
+    add_state_dir_options(common)
     stdin = argparse.ArgumentParser(add_help=False)
     stdin.add_argument(
         "--password-stdin", action="store_true", help="read the password as one line from stdin"
@@ -51,20 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     role.add_argument("--ports", help="comma-separated switch ports, or 'all'")
 
 
-def _read_password(use_stdin: bool, name: str) -> str:
-    from appliance.cli import CliError
-
-    if use_stdin:
-        line = sys.stdin.readline()
-        if not line:
-            raise CliError("no password on stdin")
-        return line.rstrip("\r\n")
-    if not sys.stdin.isatty():
-        raise CliError("stdin is not a terminal: use --password-stdin to read the password")
-    first = getpass.getpass(f"Password for {name}: ")
-    if getpass.getpass("Repeat: ") != first:
-        raise CliError("the passwords do not match; nothing changed")
-    return first
+def _new_password(args: argparse.Namespace, name: str) -> str:
+    return read_new_password(args.password_stdin, f"Password for {name}: ", "--password-stdin")
 
 
 def _ports(text: str | None) -> list[int] | None:
@@ -102,7 +84,9 @@ def run(args: argparse.Namespace) -> int:
         name = args.name
         if args.action == "add":
             narrow = _ports(args.ports)
-            password = _read_password(args.password_stdin, name)
+            password = read_new_password(
+                args.password_stdin, f"Password for {name}: ", "--password-stdin"
+            )
             store.add_user(name, password, args.role)
             if narrow is not None:
                 store.set_ports(name, narrow)
@@ -117,7 +101,12 @@ def run(args: argparse.Namespace) -> int:
         elif args.action == "passwd":
             if store.user_info(name) is None:
                 raise CliError(f"no user {name!r}")
-            store.set_password(_read_password(args.password_stdin, name), name)
+            store.set_password(
+                read_new_password(
+                    args.password_stdin, f"Password for {name}: ", "--password-stdin"
+                ),
+                name,
+            )
             audit.record("user.change", user=_actor(), target=name, changed=["password"])
             print(f"password of {name} changed; their browser sessions ended", file=sys.stderr)
         else:

@@ -8,32 +8,17 @@ appliance's back, which polling notices.
 
 from __future__ import annotations
 
-from appliance.switch.driver import SwitchError
+from appliance.switch.inprocess import InProcessSwitch
 from appliance.targets.demo.rack import DemoRack
 
 
-class DemoSwitch:
+class DemoSwitch(InProcessSwitch):
     name = "demo"
-    can_query = True
-    settles = False
-    min_gap = 0.0
 
     def __init__(self, rack: DemoRack) -> None:
-        self.rack = rack
-
-    async def select(self, port: int) -> int | None:
-        try:
-            self.rack.select(port - 1)
-        except ValueError as exc:
-            raise SwitchError(str(exc)) from None
-        return port
-
-    async def query(self) -> int:
-        return self.rack.active + 1
-
-    async def close(self) -> None:
-        return None
+        super().__init__(rack)
+        self.machines = rack.machines
 
     def port_renamed(self, port: int, name: str) -> None:
         """The console renamed a port: the machine's screen shows the new name."""
-        self.rack.machines[port - 1].set_name(name)
+        self.machines[port - 1].set_name(name)

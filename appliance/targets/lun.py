@@ -29,17 +29,53 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from appliance.config.media import CdromCap
 from appliance.targets.facets import ActionRefused, FacetUnavailable, MediaKind, MediaSpec
 
 WRITE_TIMEOUT = 20.0
 
 CDROM_MAX_SECTORS = 256 * 60 * 75 - 1
 """What mainline f_mass_storage (storage_common.c, ``fsg_lun_open``) serves of a CD-ROM medium:
-1151999 sectors of 2048 bytes, ≈ 2.36 GB. A larger file is cut there ("file too big: using only
-first 1151999 blocks" in the kernel log) and the host reads errors past it: the field's "large
-Windows ISOs fail in CD mode". Measured on Debian bookworm's 6.1 in the system test
-(guest_35_media.py): a 5 GiB image showed 1151999 sectors on the host side."""
+1151999 sectors of 2048 bytes, ≈ 2.36 GB, the last address READ TOC can give in MSF form
+(255:59:74). A larger file is cut there ("file too big: using only first 1151999 blocks" in the
+kernel log) and the host reads errors past it: the field's "large Windows ISOs fail in CD mode".
+Measured on Debian bookworm's 6.1 in the system test (guest_35_media.py): a 5 GiB image showed
+1151999 sectors on the host side."""
 CDROM_MAX_BYTES = CDROM_MAX_SECTORS * 2048
+
+USB_F_MASS_STORAGE = Path("/sys/module/usb_f_mass_storage")
+"""The loaded mass-storage function's sysfs directory (a built-in one has it too)."""
+
+
+def cdrom_cap_lifted(module: Path = USB_F_MASS_STORAGE) -> bool | None:
+    """Whether the loaded usb_f_mass_storage serves CD-ROM media past 1151999 sectors.
+
+    The signal is the read-only module parameter ``large_cdrom`` that the image's patched build
+    adds (image/oot-modules): ``Y`` means the cap is gone, ``N`` that it was loaded with the
+    mainline behaviour. A module without the parameter is a mainline one (capped). None: the
+    module is not loaded, so nothing can be said (the caller stays on the safe side). A
+    parameter was chosen over ``modinfo`` or a version string because sysfs describes the
+    module that is *running*, not a file on disk that depmod may or may not have picked.
+    """
+    try:
+        value = (module / "parameters" / "large_cdrom").read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return False if module.is_dir() else None
+    return value in ("Y", "y", "1")
+
+
+def cdrom_cap_reason(cap: CdromCap, module: Path = USB_F_MASS_STORAGE) -> str | None:
+    """Why an oversize CD-ROM must be refused, or None when it may be attached."""
+    if cap == "off":
+        return None
+    if cap == "on":
+        return '[media] cdrom_size_cap = "on"'
+    lifted = cdrom_cap_lifted(module)
+    if lifted:
+        return None
+    if lifted is None:
+        return f"{module.name} is not loaded, so its CD-ROM size cap is unknown"
+    return f"the loaded {module.name} has the mainline CD-ROM size cap (no large_cdrom=Y)"
 
 
 class LunMedia:
@@ -52,12 +88,14 @@ class LunMedia:
         lun: Path,
         *,
         on_change: Callable[[], None] | None = None,
-        cdrom_cap: bool = True,
+        cdrom_cap: CdromCap = "auto",
+        module: Path = USB_F_MASS_STORAGE,
     ) -> None:
-        """*cdrom_cap*: refuse CD-ROM media the kernel would cut (false with a kernel whose
-        f_mass_storage has the cap lifted)."""
+        """*cdrom_cap*: when to refuse CD-ROM media the kernel would cut (:data:`CdromCap`);
+        *module*: the mass-storage function's sysfs directory, asked at each such attach."""
         self.lun = lun
         self.cdrom_cap = cdrom_cap
+        self.module = module
         self.on_change = on_change or (lambda: None)
         self._label: str | None = None
         self._lock = asyncio.Lock()
@@ -103,14 +141,20 @@ class LunMedia:
                 raise ActionRefused("a medium is inserted: eject it first")
             cdrom = spec.kind == "cdrom"
             ro = cdrom or spec.read_only
-            if cdrom and self.cdrom_cap:
+            if cdrom and self.cdrom_cap != "off":
                 size = await asyncio.to_thread(_size, spec.path)
-                if size > CDROM_MAX_BYTES:
+                why = (
+                    await asyncio.to_thread(cdrom_cap_reason, self.cdrom_cap, self.module)
+                    if size > CDROM_MAX_BYTES
+                    else None
+                )
+                if why:
                     raise ActionRefused(
                         f"{spec.label} is {size} bytes: this kernel's CD-ROM emulation serves "
                         f"only the first {CDROM_MAX_BYTES} (1151999 sectors), the host would "
-                        "read errors past it; attach it as a flash drive (hybrid ISOs boot "
-                        "from it) or use a kernel with the cap lifted ([media] cdrom_size_cap)"
+                        f"read errors past it ({why}); attach it as a flash drive (hybrid ISOs "
+                        "boot from it) or use the image's usb_f_mass_storage, which lifts the "
+                        "cap (docs/media.md)"
                     )
             try:
                 async with asyncio.timeout(WRITE_TIMEOUT):

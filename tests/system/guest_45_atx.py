@@ -15,6 +15,10 @@ from systest import Api, timeout, wait_for
 SIM = Path("/sys/kernel/config/gpio-sim/ipkvm")
 POWER, RESET, POWER_LED, HDD_LED = 0, 1, 2, 3
 PRESS_S, RESET_S = 0.3, 0.2  # ipkvm.toml: press_ms, reset_ms
+# A press may end late, never early: under TCG on a loaded 2-core host the service's timer fired
+# up to 0.73 s late (a 0.2 s reset held 0.93 s while the host ran the unit tests too). The bound
+# only catches a line left pressed; the lengths themselves are unit-tested on the sim backend.
+LATE_S = 1.5
 
 
 def _line(offset: int) -> Path:
@@ -91,7 +95,7 @@ def test_actions_press_the_right_line_for_the_right_time() -> None:
     changes = _held(api, POWER, {"action": "on"})
     assert [level for level, _ in changes] == [1, 0, 1], changes
     held = changes[2][1] - changes[1][1]
-    assert PRESS_S - 0.02 <= held <= PRESS_S + 0.4, held  # TCG: late, never early
+    assert PRESS_S - 0.02 <= held <= PRESS_S + LATE_S, held
     assert _value(RESET) == 0
     # The board "comes on": its LED lights (active-low), and "on" is now refused.
     _pull(POWER_LED, up=False)
@@ -102,12 +106,12 @@ def test_actions_press_the_right_line_for_the_right_time() -> None:
     changes = _held(api, RESET, {"action": "reset"})
     assert [level for level, _ in changes] == [0, 1, 0], changes
     held = changes[2][1] - changes[1][1]
-    assert RESET_S - 0.02 <= held <= RESET_S + 0.4, held
+    assert RESET_S - 0.02 <= held <= RESET_S + LATE_S, held
     assert _value(POWER) == 1
     # A press of a given length, whatever the LED says.
     changes = _held(api, POWER, {"action": "press", "duration_ms": 1000})
     assert [level for level, _ in changes] == [1, 0, 1], changes
     held = changes[2][1] - changes[1][1]
-    assert 0.98 <= held <= 1.4, held
+    assert 0.98 <= held <= 1.0 + LATE_S, held
     _pull(POWER_LED, up=True)
     wait_for(lambda: _power(api)["state"] == "off", 10, "power off")

@@ -125,9 +125,12 @@ def main() -> int:
     only = OUT / "only"  # harness --only: a developer's run of some files (guest_05 always runs)
     if only.exists():
         wanted = only.read_text().split()
+        # bench_*.py (measurements, minutes long: the ustreamer comparison) run only when named
+        files += TESTS.glob("bench_*.py")
         files = [
             f for f in files if f.name.startswith("guest_05") or any(w in f.name for w in wanted)
         ]
+        files.sort(key=lambda f: f.name.split("_", 2)[1])  # by number, guests and benches
     if error:
         log(f"cannot run the tests: {error}")
         results.append(
