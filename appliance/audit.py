@@ -27,6 +27,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from appliance.statefiles import chown_like_dir
+
 log = logging.getLogger("ipkvm.audit")
 
 AUDIT_FILE = "audit.jsonl"
@@ -79,6 +81,7 @@ class AuditLog:
                     self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600
                 )
                 try:
+                    chown_like_dir(fd, self.path.parent)  # root's CLI must not lock the service out
                     os.write(fd, line.encode())
                 finally:
                     os.close(fd)

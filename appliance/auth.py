@@ -46,6 +46,7 @@ from appliance.audit import AUDIT_FILE, AuditLog
 from appliance.roles import ROLES, Role, is_role, rank
 from appliance.sessions import FORMAT_VERSION as SESSIONS_FORMAT_VERSION
 from appliance.sessions import SESSIONS_FILE, SessionRecord, SessionTable, session_digest
+from appliance.statefiles import chown_like_dir
 from appliance.users import FORMAT_VERSION as USERS_FORMAT_VERSION
 from appliance.users import (
     LEGACY_AUTH_FILE,
@@ -180,15 +181,6 @@ def _unb64(text: str) -> bytes:
     return base64.b64decode(text.encode("ascii"), validate=True)
 
 
-def _chown_like_dir(fd: int, directory: Path) -> None:
-    """Run as root (``sudo ipkvm token create``), files still belong to the service user."""
-    if os.geteuid() != 0:
-        return
-    st = os.stat(directory)
-    if st.st_uid != 0:
-        os.fchown(fd, st.st_uid, st.st_gid)
-
-
 def write_private(path: Path, data: bytes) -> None:
     """Atomically replace ``path`` with ``data``, mode 0600: readers never see half a file."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
@@ -196,7 +188,7 @@ def write_private(path: Path, data: bytes) -> None:
     try:
         try:
             os.fchmod(fd, 0o600)
-            _chown_like_dir(fd, path.parent)
+            chown_like_dir(fd, path.parent)
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
@@ -336,12 +328,13 @@ class AuthStore:
         path = self.state_dir / ".lock"
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            chown_like_dir(fd, self.state_dir)  # made by root's CLI: still the service's
         except OSError as exc:
             if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC):
                 raise
             try:
                 fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-            except FileNotFoundError:
+            except (FileNotFoundError, PermissionError):  # absent, or another user's 0600
                 fd = os.open(self.state_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)

@@ -55,3 +55,19 @@ def test_service_runs_as_ipkvm_with_watchdog_and_ssh_off() -> None:
     assert unit_property("ipkvm.service", "WatchdogUSec") not in ("0", "infinity", "")
     assert unit_property("ssh.service", "ActiveState") != "active"
     assert not os.path.exists("/data/ssh/enabled")
+
+
+def test_state_files_stay_the_services_and_logins_are_audited() -> None:
+    """The runner created its token as root (``ipkvm token create``, audited): every file in the
+    state directory must still belong to the service, which appends the logins above."""
+    import json
+    import pwd
+
+    state = Path("/var/lib/ipkvm")
+    uid = pwd.getpwnam("ipkvm").pw_uid
+    foreign = [p.name for p in state.iterdir() if p.is_file() and p.stat().st_uid != uid]
+    assert not foreign, f"not the service's: {foreign}"
+    entries = [json.loads(line) for line in (state / "audit.jsonl").read_text().splitlines()]
+    events = [(e["event"], e.get("user"), e["outcome"]) for e in entries]
+    assert ("token.create", "cli", "ok") in events, events
+    assert ("login", "admin", "ok") in events and ("login", "admin", "failed") in events, events
