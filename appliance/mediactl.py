@@ -129,7 +129,10 @@ class MediaControl:
         check_url(url)
         auto = transfer == "auto"
         if auto:
-            transfer = "stream" if streaming_available() is None and sha256 is None else "download"
+            # a checksum or a writable flash needs the bytes here: only a download gives them
+            writable = kind == "flash" and not read_only
+            streams = streaming_available() is None and sha256 is None and not writable
+            transfer = "stream" if streams else "download"
         if self.drive.status().get("inserted"):
             raise ActionRefused("a medium is inserted: detach it first")
         if transfer == "stream":
