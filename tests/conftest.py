@@ -6,7 +6,8 @@ import asyncio
 import base64
 import os
 import socket
-from collections.abc import AsyncIterator, Callable
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,3 +131,32 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Run the browser tests last: Playwright's sync API keeps an event loop running in the main
     thread for the whole session, and no asyncio test can run after it has started."""
     items.sort(key=lambda item: "browser" in Path(str(item.fspath)).parts)
+
+
+CliRun = Callable[..., Awaitable[tuple[int, str, str]]]
+
+
+def ipkvm_cli(server: Server, home: Path, token_name: str = "cli") -> CliRun:
+    """``ipkvm ARGS...`` as a user runs it against ``server`` (a token of its own in the
+    environment, ``home`` as HOME) → (exit code, stdout, stderr)."""
+    from appliance.auth import AuthStore
+
+    _, token = AuthStore(server.state_dir).create_token(token_name)
+    env = {
+        "IPKVM_URL": server.url,
+        "IPKVM_TOKEN": token,
+        "HOME": str(home),
+        "PATH": "/usr/bin:/bin",
+    }
+    root = Path(__file__).resolve().parent.parent
+
+    async def run(*args: str) -> tuple[int, str, str]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "appliance", *args, env=env, cwd=root,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await proc.communicate()
+        assert proc.returncode is not None
+        return proc.returncode, out.decode(), err.decode()
+
+    return run

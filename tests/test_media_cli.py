@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 
 from appliance.auth import AuthStore
-from tests.conftest import Server
+from tests.conftest import Server, ipkvm_cli
 from tests.test_media_api import file_server, image_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -20,29 +20,10 @@ MiB = 1 << 20
 
 
 async def test_cli_media(server: Server, tmp_path: Path) -> None:
-    _, token = AuthStore(server.state_dir).create_token("cli-media")
-    env = {
-        "IPKVM_URL": server.url,
-        "IPKVM_TOKEN": token,
-        "HOME": str(tmp_path),
-        "PATH": "/usr/bin:/bin",
-    }
+    cli = ipkvm_cli(server, tmp_path, "cli-media")
 
     async def ipkvm(*args: str) -> tuple[int, str, str]:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "appliance",
-            "media",
-            *args,
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            cwd=ROOT,
-        )
-        out, err = await proc.communicate()
-        assert proc.returncode is not None
-        return proc.returncode, out.decode(), err.decode()
+        return await cli("media", *args)
 
     data = image_bytes(3 * MiB + 1, seed=5)
     src = tmp_path / "rescue.iso"

@@ -4,15 +4,13 @@ busy, refusals (409), press with a duration, WebSocket ``power`` events, and the
 from __future__ import annotations
 
 import asyncio
-import sys
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from appliance.auth import AuthStore
 from appliance.targets.demo.machine import DemoMachine
-from tests.conftest import Server, start_server
+from tests.conftest import Server, ipkvm_cli, start_server
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -105,28 +103,7 @@ async def test_websocket_power_events_follow_the_leds(server: Server) -> None:
 
 
 async def test_cli_power(server: Server, tmp_path: Path) -> None:
-    _, token = AuthStore(server.state_dir).create_token("cli-power")
-    env = {
-        "IPKVM_URL": server.url,
-        "IPKVM_TOKEN": token,
-        "HOME": str(tmp_path),
-        "PATH": "/usr/bin:/bin",
-    }
-
-    async def ipkvm(*args: str) -> tuple[int, str, str]:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "appliance",
-            *args,
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            cwd=ROOT,
-        )
-        out, err = await proc.communicate()
-        assert proc.returncode is not None
-        return proc.returncode, out.decode(), err.decode()
+    ipkvm = ipkvm_cli(server, tmp_path, "cli-power")
 
     await asyncio.sleep(0.3)  # past the HDD LED's activity from the first HID reports
     assert await ipkvm("power", "status") == (0, "on  power LED on, HDD LED off\n", "")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,9 +15,8 @@ import aiohttp
 import pytest
 
 from appliance.atx.sim import SimBoard, SimLines
-from appliance.auth import AuthStore
 from appliance.switch.power import PortPower
-from tests.conftest import Server, start_server, until
+from tests.conftest import Server, ipkvm_cli, start_server, until
 
 ROOT = Path(__file__).resolve().parent.parent
 MAC_A = "52:54:00:00:00:0a"
@@ -174,19 +172,14 @@ async def test_wake_on_lan_follows_the_active_port(rack: Server, listener: socke
             assert status == 400 and words in body["error"], (bad, body)
 
     # The CLI: a port by name, and no argument (the active port, now "c").
-    _, token = AuthStore(rack.state_dir).create_token("cli-wol")
-    env = {"IPKVM_URL": rack.url, "IPKVM_TOKEN": token, "HOME": str(rack.state_dir)}
+    ipkvm = ipkvm_cli(rack, rack.state_dir, "cli-wol")
     for args, mac, words in (
         (["b"], MAC_B, "(switch port 2)"),
         ([], "52:54:00:00:00:0c", "(switch port 3)"),
     ):
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "appliance", "wol", *args, env=env, cwd=ROOT,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        out, err = await proc.communicate()
-        assert proc.returncode == 0, err
-        assert f"magic packet for {mac} {words} sent to 127.0.0.1:" in out.decode()
+        code, out, err = await ipkvm("wol", *args)
+        assert code == 0, err
+        assert f"magic packet for {mac} {words} sent to 127.0.0.1:" in out
         assert await received(listener) == packet(mac)
 
 
@@ -221,15 +214,9 @@ async def test_power_follows_the_active_ports_wiring(rack: Server) -> None:
         status, body = await call(http, "POST", "/api/power", {"action": "off"})
         assert status == 409 and "port 3 (c) has no ATX wiring" in body["error"]
         assert len(a.presses) == len(b.presses) == 1
-        _, token = AuthStore(rack.state_dir).create_token("cli-power")
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "appliance", "power", "status", cwd=ROOT,
-            env={"IPKVM_URL": rack.url, "IPKVM_TOKEN": token, "HOME": str(rack.state_dir)},
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        out, err = await proc.communicate()
-        assert proc.returncode == 0, err
-        assert out.decode().startswith("unavailable: port 3 (c) has no ATX wiring"), out
+        code, out, err = await ipkvm_cli(rack, rack.state_dir, "cli-power")("power", "status")
+        assert code == 0, err
+        assert out.startswith("unavailable: port 3 (c) has no ATX wiring"), out
         # A wiring whose chip is missing: that port is unavailable, the service runs on.
         await select(http, "d")
         status, body = await call(http, "GET", "/api/power")

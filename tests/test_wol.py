@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from appliance.auth import AuthStore
 from appliance.config import ConfigError, build_config
 from appliance.wol import BadMac, parse_mac, send_magic_packet
-from tests.conftest import start_server
+from tests.conftest import ipkvm_cli, start_server
 
 MAC = bytes.fromhex("0a1b2c3d4e5f")
 PACKET = b"\xff" * 6 + MAC * 16
@@ -90,15 +88,9 @@ async def test_api_and_cli_send_to_the_configured_or_given_mac(
         async with aiohttp.ClientSession(base_url=srv.url) as anon:
             async with anon.post("/api/wol") as resp:
                 assert resp.status == 401
-        _, token = AuthStore(srv.state_dir).create_token("cli-wol")
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "appliance", "wol", "0A-1B-2C-3D-4E-5F",
-            env={"IPKVM_URL": srv.url, "IPKVM_TOKEN": token, "HOME": str(tmp_path)},
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=ROOT,
-        )  # fmt: skip
-        out, err = await proc.communicate()
-        assert proc.returncode == 0, err
-        assert out.decode() == f"magic packet for 0a:1b:2c:3d:4e:5f sent to 127.0.0.1:{port}\n"
+        code, out, err = await ipkvm_cli(srv, tmp_path, "cli-wol")("wol", "0A-1B-2C-3D-4E-5F")
+        assert code == 0, err
+        assert out == f"magic packet for 0a:1b:2c:3d:4e:5f sent to 127.0.0.1:{port}\n"
         data, _ = await loop.run_in_executor(None, listener.recvfrom, 1024)
         assert data == PACKET
     finally:
